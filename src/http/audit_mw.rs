@@ -1,0 +1,162 @@
+//! The audit middleware: gives every public request a transaction id, lets the handler prepare
+//! its response (the source is opened, nothing is sent), commits the audit record, and only then
+//! releases the response. If the record cannot be committed, the prepared body is dropped and
+//! the client gets 503.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, ResponseError, web};
+use uuid::Uuid;
+
+use super::trace::trace_ids;
+use crate::app::AppState;
+use crate::audit::{AuditEntry, Decision, now_us};
+use crate::error::ApiError;
+
+pub const TRANSACTION_ID_HEADER: HeaderName = HeaderName::from_static("sluis-transaction-id");
+
+/// Set by the middleware before the handler runs.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub transaction_id: Uuid,
+    pub trace_id: String,
+    pub span_id: String,
+}
+
+/// What the handler learned that belongs in the audit record. Anything left unset is derived
+/// from the response (decision from the status, reasons from the error code).
+#[derive(Debug, Default)]
+pub struct AuditFacts {
+    pub party_id: Option<String>,
+    pub product: Option<String>,
+    pub action: Option<&'static str>,
+    pub purpose: Option<String>,
+    pub decision: Option<Decision>,
+    pub reasons: Vec<String>,
+    pub policy_id: Option<String>,
+    pub policy_version: Option<String>,
+}
+
+pub async fn audited(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Err(actix_web::error::ErrorInternalServerError("state missing"));
+    };
+    let time_us = now_us();
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    let (trace_id, span_id) = trace_ids(traceparent);
+    let ctx = RequestContext {
+        transaction_id: Uuid::now_v7(),
+        trace_id,
+        span_id,
+    };
+    req.extensions_mut().insert(ctx.clone());
+    let method = req.method().as_str().to_string();
+    let path = req.path().to_string();
+
+    // Handlers and extractors turn their errors into responses; an Err here comes from the
+    // framework itself. It carries no data, but it is still recorded.
+    let res = match next.call(req).await {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(e) => {
+            let entry = AuditEntry {
+                transaction_id: ctx.transaction_id,
+                time_us,
+                party_id: None,
+                product: None,
+                action: "request".into(),
+                purpose: None,
+                decision: Decision::Deny,
+                reasons: vec!["INTERNAL".into()],
+                policy_id: None,
+                policy_version: None,
+                status: e.as_response_error().status_code().as_u16(),
+                method,
+                path,
+                trace_id: Some(ctx.trace_id),
+                span_id: Some(ctx.span_id),
+            };
+            if let Err(audit) = state.auditor.record(entry).await {
+                tracing::error!(transaction_id = %ctx.transaction_id, error = %audit, "audit record not written");
+            }
+            return Err(e);
+        }
+    };
+
+    let status = res.status();
+    let error_code = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<ApiError>())
+        .map(|e| {
+            if status.is_server_error() {
+                tracing::warn!(transaction_id = %ctx.transaction_id, error = %e, "request failed");
+            }
+            e.code()
+        });
+    let facts = res
+        .request()
+        .extensions_mut()
+        .remove::<AuditFacts>()
+        .unwrap_or_default();
+    let decision = facts.decision.unwrap_or(if status.as_u16() < 400 {
+        Decision::Permit
+    } else {
+        Decision::Deny
+    });
+    let mut reasons = facts.reasons;
+    if reasons.is_empty() {
+        if let Some(code) = error_code {
+            reasons.push(code.to_string());
+        }
+    }
+    let entry = AuditEntry {
+        transaction_id: ctx.transaction_id,
+        time_us,
+        party_id: facts.party_id,
+        product: facts.product,
+        action: facts
+            .action
+            .unwrap_or(if method == "GET" || method == "HEAD" {
+                "read"
+            } else {
+                "write"
+            })
+            .to_string(),
+        purpose: facts.purpose,
+        decision,
+        reasons,
+        policy_id: facts.policy_id,
+        policy_version: facts.policy_version,
+        status: status.as_u16(),
+        method,
+        path,
+        trace_id: Some(ctx.trace_id),
+        span_id: Some(ctx.span_id),
+    };
+
+    let txid = HeaderValue::from_str(&ctx.transaction_id.to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    match state.auditor.record(entry).await {
+        Ok(()) => {
+            let mut res = res;
+            res.headers_mut().insert(TRANSACTION_ID_HEADER, txid);
+            Ok(res)
+        }
+        Err(e) => {
+            tracing::error!(transaction_id = %ctx.transaction_id, error = %e, "not served: audit record not written");
+            // The prepared response (and its open source) is dropped unsent.
+            let (req, _unsent) = res.into_parts();
+            let mut refused = ApiError::AuditUnavailable(e).error_response();
+            refused.headers_mut().insert(TRANSACTION_ID_HEADER, txid);
+            Ok(ServiceResponse::new(req, refused))
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! HTTP faces of the connector, grouped by audience: the public listener (data, later catalog
+//! and token endpoint) and the admin listener (health, later the admin API and the PDP). Every
+//! public request passes the audit middleware, which commits its record before the body leaves.
+
+pub mod admin;
+mod audit_mw;
+pub mod public;
+mod trace;
+
+pub use audit_mw::{AuditFacts, RequestContext, TRANSACTION_ID_HEADER};

@@ -1,0 +1,11 @@
+//! Sluis: a sovereign data-sharing connector. Data stays at the source; every request is checked
+//! and written to a tamper-evident audit log before data leaves.
+
+pub mod app;
+pub mod audit;
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod source;
+pub mod store;
