@@ -96,7 +96,6 @@ impl Application {
             db.clone(),
             settings.audit.queue_capacity,
             settings.audit.max_batch,
-            timeout,
         )
         .await?;
 

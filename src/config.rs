@@ -201,7 +201,13 @@ impl Settings {
         }
         let figment = Figment::from(Serialized::defaults(Settings::empty()))
             .merge(Toml::file(file))
-            .merge(Env::prefixed("SLUIS_").split("__").lowercase(true));
+            .merge(
+                // Only SLUIS_<SECTION>__<KEY>: other SLUIS_* variables (SLUIS_LOG) are not settings.
+                Env::prefixed("SLUIS_")
+                    .filter(|k| k.as_str().contains("__"))
+                    .split("__")
+                    .lowercase(true),
+            );
         let mut settings: Settings = figment.extract().map_err(|e| {
             // figment names the key and the source; keep only the first error, on one line.
             let first = e.into_iter().next();
@@ -212,7 +218,8 @@ impl Settings {
         Ok(settings)
     }
 
-    fn empty() -> Self {
+    /// Built-in defaults with no products: what an empty file gives.
+    pub fn empty() -> Self {
         Self {
             connector: Default::default(),
             server: Default::default(),

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod error;

@@ -3,7 +3,6 @@
 //! next batch starts as soon as the last commit returns.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::QueryBuilder;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -40,7 +39,6 @@ impl Auditor {
         db: Db,
         queue_capacity: usize,
         max_batch: usize,
-        timeout: Duration,
     ) -> Result<(Self, AuditorHandle), StoreError> {
         let chain_id = Uuid::now_v7().to_string();
         let writer = hostname();
@@ -70,7 +68,6 @@ impl Auditor {
             chain_id: chain_id.clone(),
             head: Some((0, GENESIS_HASH.to_string())),
             max_batch,
-            timeout,
         };
         let task = tokio::spawn(state.run(rx, stop_rx));
         tracing::info!(chain = %chain_id, "audit writer started");
@@ -122,7 +119,6 @@ struct WriterState {
     /// when the database may or may not hold it, until it is read back.
     head: Option<(i64, String)>,
     max_batch: usize,
-    timeout: Duration,
 }
 
 impl WriterState {
@@ -175,15 +171,17 @@ impl WriterState {
             prev.clone_from(&r.hash);
             records.push(r);
         }
-        match tokio::time::timeout(self.timeout, insert(&self.db, &records)).await {
-            Ok(Ok(())) => {
+        // No future-level timeout here: cancelling a statement mid-flight can leave a pooled
+        // connection unusable. The database bounds the wait itself (SQLite busy_timeout,
+        // PostgreSQL statement_timeout, the pool's acquire timeout).
+        match insert(&self.db, &records).await {
+            Ok(()) => {
                 self.head = Some((seq, prev));
                 Ok(())
             }
-            // A failed or interrupted COMMIT may still have landed: the head is read back from the
-            // database before the next batch rather than assumed.
-            Ok(Err(e)) => Err(AuditError::Unavailable(e.to_string())),
-            Err(_) => Err(AuditError::Unavailable("audit commit timed out".into())),
+            // A failed COMMIT may still have landed: the head is read back from the database
+            // before the next batch rather than assumed.
+            Err(e) => Err(AuditError::Unavailable(e.to_string())),
         }
     }
 

@@ -42,6 +42,9 @@ async fn get_product(
         req.extensions_mut().insert(facts);
         return Err(ApiError::TokenMissing);
     }
+    // Access is granted; a source failure after this point is recorded as a permitted request
+    // that failed, with the error code as its reason.
+    facts.decision = Some(Decision::Permit);
     req.extensions_mut().insert(facts);
     let body = product.source.open().await?;
     let mut res = HttpResponse::Ok();

@@ -73,11 +73,14 @@ impl Db {
         Ok(())
     }
 
-    /// A round trip to the database, for readiness.
+    /// A round trip to the database, for readiness. On SQLite it takes the write lock for a
+    /// moment: a file that can be read but not written cannot hold audit records.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(p) => {
-                sqlx::query("SELECT 1").execute(p).await?;
+                let mut conn = p.acquire().await?;
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                sqlx::query("ROLLBACK").execute(&mut *conn).await?;
             }
             Self::Postgres(p) => {
                 sqlx::query("SELECT 1").execute(p).await?;

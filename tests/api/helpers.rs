@@ -1,0 +1,434 @@
+//! Test harness: fresh databases, the application started in-process or as the real binary, and
+//! readers for the audit log.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::time::Duration;
+
+use sluis::app::{Application, StopHandle};
+use sluis::catalog::Access;
+use sluis::config::{ProductSettings, Settings, SourceSettings};
+use sqlx::{Connection, Executor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs a test body once per database: `both_databases!(name, ...)` expects `async fn name(Backend)`.
+#[macro_export]
+macro_rules! both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+pub fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_env_filter("info")
+                .with_test_writer()
+                .init();
+        }
+    });
+}
+
+/// The demo data shipped with the repository.
+pub fn demo_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/nijmegen/data")
+        .join(name)
+}
+
+/// A fresh, empty database: a SQLite file in a temp folder, or a new PostgreSQL database.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    pg_name: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("SLUIS_TEST_POSTGRES_URL").expect(
+        "SLUIS_TEST_POSTGRES_URL is not set: run the suite with scripts/test, which starts a PostgreSQL",
+    )
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => Self {
+                backend,
+                url: format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("sluis.db").display()
+                ),
+                pg_name: None,
+                _dir: dir,
+            },
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let name = format!("sluis_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("connect to the test PostgreSQL");
+                conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+                    .await
+                    .expect("create test database");
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                Self {
+                    backend,
+                    url: format!("{base}/{name}"),
+                    pg_name: Some(name),
+                    _dir: dir,
+                }
+            }
+        }
+    }
+
+    /// A folder that lives as long as the database, for config files and test data.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// Drops a PostgreSQL test database (best effort; the throwaway cluster goes anyway).
+    pub async fn drop_db(&self) {
+        if let Some(name) = &self.pg_name {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                let _ = conn
+                    .execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
+                    .await;
+            }
+        }
+    }
+
+    pub fn pg_name(&self) -> Option<&str> {
+        self.pg_name.as_deref()
+    }
+}
+
+pub fn file_product(id: &str, path: PathBuf) -> ProductSettings {
+    ProductSettings {
+        id: id.into(),
+        access: Access::Open,
+        policy: None,
+        title: None,
+        description: None,
+        source: SourceSettings::File {
+            path,
+            media_type: None,
+        },
+    }
+}
+
+/// Settings for a test: both listeners on port 0, the given database, the demo's products.
+pub fn test_settings(db: &TestDb) -> Settings {
+    let mut s = Settings::empty();
+    s.server.public_listen = "127.0.0.1:0".into();
+    s.server.admin_listen = "127.0.0.1:0".into();
+    s.server.workers = 2;
+    s.server.shutdown_timeout_secs = 10;
+    s.database.url = db.url.clone();
+    s.database.timeout_ms = 2000;
+    s.products = vec![
+        file_product("stadsmuur", demo_file("stadsmuur.geojson")),
+        file_product("wijken", demo_file("wijken.geojson")),
+        ProductSettings {
+            access: Access::Restricted,
+            policy: Some("oorlogsschade.json".into()),
+            ..file_product("oorlogsschade", demo_file("wo2_oorlogsschade.geojson"))
+        },
+    ];
+    s
+}
+
+pub struct TestApp {
+    pub public: String,
+    pub admin: String,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    stop: StopHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_, _| {}).await
+}
+
+pub async fn spawn_app_with(
+    backend: Backend,
+    customize: impl FnOnce(&mut Settings, &TestDb),
+) -> TestApp {
+    init_logs();
+    let db = TestDb::new(backend).await;
+    let mut settings = test_settings(&db);
+    customize(&mut settings, &db);
+    let app = Application::build(settings)
+        .await
+        .expect("application starts");
+    let public = format!("http://127.0.0.1:{}", app.public_port());
+    let admin = format!("http://127.0.0.1:{}", app.admin_port());
+    let stop = app.stop_handle();
+    let task = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        public,
+        admin,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        db,
+        stop,
+        task,
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.public))
+            .send()
+            .await
+            .expect("request reaches the server")
+    }
+
+    /// Stops the server gracefully (audit queue flushed) and removes the database.
+    pub async fn finish(self) {
+        self.stop.stop().await;
+        self.task
+            .await
+            .expect("server task")
+            .expect("server ran cleanly");
+        self.db.drop_db().await;
+    }
+}
+
+/// One stored audit record, as the tests read it back.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredRecord {
+    pub transaction_id: String,
+    pub chain_id: String,
+    pub seq: i64,
+    pub time_us: i64,
+    pub party_id: Option<String>,
+    pub product: Option<String>,
+    pub action: String,
+    pub purpose: Option<String>,
+    pub decision: String,
+    pub reasons: String,
+    pub policy_id: Option<String>,
+    pub policy_version: Option<String>,
+    pub status: i32,
+    pub method: String,
+    pub path: String,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+const SELECT_RECORDS: &str = "SELECT transaction_id, chain_id, seq, time_us, party_id, product, \
+    action, purpose, decision, reasons, policy_id, policy_version, status, method, path, trace_id, \
+    span_id, prev_hash, hash FROM audit_records ORDER BY chain_id, seq";
+
+/// Every audit record in the database, in chain order.
+pub async fn audit_records(url: &str) -> Vec<StoredRecord> {
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url)
+            .await
+            .expect("open sqlite");
+        sqlx::query_as(SELECT_RECORDS)
+            .fetch_all(&mut c)
+            .await
+            .expect("read audit")
+    } else {
+        let mut c = sqlx::PgConnection::connect(url)
+            .await
+            .expect("open postgres");
+        sqlx::query_as(SELECT_RECORDS)
+            .fetch_all(&mut c)
+            .await
+            .expect("read audit")
+    }
+}
+
+pub async fn audit_record(url: &str, txid: &str) -> StoredRecord {
+    audit_records(url)
+        .await
+        .into_iter()
+        .find(|r| r.transaction_id == txid)
+        .unwrap_or_else(|| panic!("no audit record for transaction {txid}"))
+}
+
+/// Checks every chain: contiguous sequence numbers from 1, each record linked to and hashed over
+/// its predecessor, recomputed with the library's own hash.
+pub fn assert_chains_intact(records: &[StoredRecord]) {
+    use sluis::audit::{AuditEntry, Decision, GENESIS_HASH, record_hash};
+    let mut by_chain: std::collections::BTreeMap<&str, Vec<&StoredRecord>> = Default::default();
+    for r in records {
+        by_chain.entry(&r.chain_id).or_default().push(r);
+    }
+    for (chain, recs) in by_chain {
+        let mut prev = GENESIS_HASH.to_string();
+        for (i, r) in recs.iter().enumerate() {
+            assert_eq!(
+                r.seq,
+                i as i64 + 1,
+                "chain {chain}: sequence gap at {}",
+                r.transaction_id
+            );
+            assert_eq!(
+                r.prev_hash, prev,
+                "chain {chain}: broken link at seq {}",
+                r.seq
+            );
+            let entry = AuditEntry {
+                transaction_id: r.transaction_id.parse().expect("uuid"),
+                time_us: r.time_us,
+                party_id: r.party_id.clone(),
+                product: r.product.clone(),
+                action: r.action.clone(),
+                purpose: r.purpose.clone(),
+                decision: if r.decision == "permit" {
+                    Decision::Permit
+                } else {
+                    Decision::Deny
+                },
+                reasons: serde_json::from_str(&r.reasons).expect("reasons are JSON"),
+                policy_id: r.policy_id.clone(),
+                policy_version: r.policy_version.clone(),
+                status: r.status as u16,
+                method: r.method.clone(),
+                path: r.path.clone(),
+                trace_id: r.trace_id.clone(),
+                span_id: r.span_id.clone(),
+            };
+            assert_eq!(
+                record_hash(&entry, chain, r.seq, &r.prev_hash),
+                r.hash,
+                "chain {chain}: record {} does not match its hash",
+                r.seq
+            );
+            prev = r.hash.clone();
+        }
+    }
+}
+
+pub fn txid(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("sluis-transaction-id")
+        .expect("every response carries Sluis-Transaction-Id")
+        .to_str()
+        .expect("ascii")
+        .to_string()
+}
+
+/// The real binary, started with a config file; stderr is captured for assertions.
+pub struct Process {
+    pub child: std::process::Child,
+    pub public: String,
+    pub admin: String,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn sluis_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sluis")
+}
+
+/// Writes a config for `db` with `products_toml` appended, starts `sluis serve`, waits for ready.
+pub async fn spawn_process(db: &TestDb, products_toml: &str) -> Process {
+    let public_port = free_port();
+    let admin_port = free_port();
+    let config = db.dir().join("sluis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\npublic_listen = \"127.0.0.1:{public_port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nworkers = 2\n\
+             [database]\nurl = \"{}\"\n{products_toml}",
+            db.url
+        ),
+    )
+    .expect("write config");
+    let child = std::process::Command::new(sluis_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("SLUIS_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start sluis");
+    let p = Process {
+        child,
+        public: format!("http://127.0.0.1:{public_port}"),
+        admin: format!("http://127.0.0.1:{admin_port}"),
+    };
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{}/health/ready", p.admin)).send().await {
+            if r.status().is_success() {
+                return p;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("sluis did not become ready");
+}
+
+impl Process {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "signal delivered");
+    }
+
+    /// Resident memory in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits for exit; returns the exit code and everything written to stderr.
+    pub fn wait(mut self) -> (Option<i32>, String) {
+        use std::io::Read;
+        let status = self.child.wait().expect("wait for sluis");
+        let mut err = String::new();
+        if let Some(mut s) = self.child.stderr.take() {
+            let _ = s.read_to_string(&mut err);
+        }
+        (status.code(), err)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the real server on port 0, a real database (SQLite and PostgreSQL, a fresh
+//! one per test) and a real HTTP client. Logs appear only with TEST_LOG set.
+
+mod helpers;
+
+mod audit_log;
+mod cli;
+mod fail_closed;
+mod open_products;
+mod shutdown;
+mod streaming;
+mod upstream;
