@@ -10,7 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Access, ProductId};
+use crate::catalog::{Access, CatalogSettings, DatasetMetadata, ProductId};
 
 /// A configuration problem, worded as one line that names the offending key.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,8 @@ pub struct Settings {
     pub audit: AuditSettings,
     #[serde(default)]
     pub upstream: UpstreamSettings,
+    #[serde(default)]
+    pub catalog: CatalogSettings,
     #[serde(default)]
     pub products: Vec<ProductSettings>,
 }
@@ -173,6 +175,9 @@ pub struct ProductSettings {
     pub title: Option<String>,
     pub description: Option<String>,
     pub source: SourceSettings,
+    /// DCAT-AP-NL dataset metadata for the catalog.
+    #[serde(default)]
+    pub dcat: DatasetMetadata,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -228,6 +233,7 @@ impl Settings {
             admin: Default::default(),
             audit: Default::default(),
             upstream: Default::default(),
+            catalog: Default::default(),
             products: Vec::new(),
         }
     }

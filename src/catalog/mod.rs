@@ -2,6 +2,10 @@
 //! their data lives. The catalog is swapped as a whole (config load today, portal sync later), so
 //! the request path reads it without locks.
 
+mod settings;
+
+pub use settings::{CatalogSettings, DatasetMetadata};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -59,6 +63,7 @@ pub struct Product {
     /// Policy file name in the policies folder (restricted products).
     pub policy: Option<String>,
     pub source: DataSource,
+    pub metadata: DatasetMetadata,
 }
 
 impl Product {
@@ -71,6 +76,7 @@ impl Product {
             access: s.access,
             policy: s.policy.clone(),
             source: DataSource::from_settings(&s.source, http)?,
+            metadata: s.dcat.clone(),
             id,
         })
     }

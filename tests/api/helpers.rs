@@ -127,6 +127,7 @@ pub fn file_product(id: &str, path: PathBuf) -> ProductSettings {
         policy: None,
         title: None,
         description: None,
+        dcat: Default::default(),
         source: SourceSettings::File {
             path,
             media_type: None,

@@ -63,6 +63,7 @@ fn http_product(id: &str, url: String) -> ProductSettings {
         policy: None,
         title: None,
         description: None,
+        dcat: Default::default(),
         source: SourceSettings::Http {
             url,
             media_type: None,
