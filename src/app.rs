@@ -9,8 +9,10 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 
 use crate::audit::{Auditor, AuditorHandle};
+use crate::auth::{AccessTokenIssuer, PartyId, TrustStore, ensure_connector_key};
 use crate::catalog::{Catalog, Product};
 use crate::config::Settings;
+use crate::consumer::Registry;
 use crate::http;
 use crate::store::Db;
 
@@ -20,6 +22,11 @@ pub struct AppState {
     pub db: Db,
     pub catalog: Arc<Catalog>,
     pub auditor: Auditor,
+    pub registry: Arc<Registry>,
+    pub tokens: AccessTokenIssuer,
+    /// `None` when the trust-anchor folder is missing or empty: no assertion can be trusted.
+    pub trust: Option<TrustStore>,
+    pub admin_token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +45,12 @@ pub enum StartError {
     },
     #[error("upstream HTTP client: {0}")]
     HttpClient(String),
+    #[error("connector.party_id: {0}")]
+    PartyId(String),
+    #[error("auth.signing_key {path}: {why}")]
+    SigningKey { path: String, why: String },
+    #[error("{0}")]
+    Tls(#[from] http::tls::TlsError),
 }
 
 pub struct Application {
@@ -65,6 +78,16 @@ impl StopHandle {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         install_crypto_provider();
+        let our_party = PartyId::parse(&settings.connector.party_id)
+            .map_err(|e| StartError::PartyId(e.to_string()))?;
+        let tokens = load_signing_key(&settings, our_party)?;
+        let trust = load_trust_anchors(&settings.auth.trust_anchors);
+        let tls = settings
+            .server
+            .tls
+            .as_ref()
+            .map(http::tls::server_config)
+            .transpose()?;
         let timeout = settings.database_timeout();
         let db = Db::connect(
             &settings.database.url,
@@ -103,12 +126,27 @@ impl Application {
         let admin_listener = bind(&settings.server.admin_listen)?;
         let public_port = local_port(&public_listener);
         let admin_port = local_port(&admin_listener);
+        if tls.is_none()
+            && public_listener
+                .local_addr()
+                .is_ok_and(|a| !a.ip().is_loopback())
+        {
+            tracing::warn!(
+                listen = %settings.server.public_listen,
+                "PLAIN HTTP ON A NON-LOOPBACK ADDRESS: tokens and data travel unencrypted; configure [server.tls]"
+            );
+        }
+        let registry = Registry::start(db.clone());
         let settings = Arc::new(settings);
         let state = web::Data::new(AppState {
+            admin_token: settings.admin.token.clone(),
             settings: settings.clone(),
             db,
             catalog,
             auditor,
+            registry,
+            tokens,
+            trust,
         });
 
         let workers = match settings.server.workers {
@@ -126,7 +164,11 @@ impl Application {
         .tcp_nodelay(true)
         .shutdown_timeout(shutdown)
         .disable_signals()
-        .listen(public_listener)
+        .on_connect(http::tls::remember_client_cert);
+        let public = match tls {
+            Some(tls) => public.listen_rustls_0_23(public_listener, tls),
+            None => public.listen(public_listener),
+        }
         .map_err(|source| StartError::Bind {
             addr: settings.server.public_listen.clone(),
             source,
@@ -179,6 +221,42 @@ impl Application {
         self.auditor.shutdown().await;
         self.state.db.close().await;
         public.and(admin)
+    }
+}
+
+fn load_signing_key(
+    settings: &Settings,
+    our_party: PartyId,
+) -> Result<AccessTokenIssuer, StartError> {
+    let path = &settings.auth.signing_key;
+    let fail = |why: String| StartError::SigningKey {
+        path: path.display().to_string(),
+        why,
+    };
+    if settings.auth.create_missing_key {
+        if ensure_connector_key(path).map_err(|e| fail(e.to_string()))? {
+            tracing::warn!(path = %path.display(), "created a development signing key (auth.create_missing_key)");
+        }
+    }
+    let pem = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    AccessTokenIssuer::new(
+        &pem,
+        our_party,
+        Duration::from_secs(settings.auth.access_token_ttl_secs),
+    )
+    .map_err(|e| fail(e.to_string()))
+}
+
+fn load_trust_anchors(dir: &std::path::Path) -> Option<TrustStore> {
+    match TrustStore::load_dir(dir) {
+        Ok(t) => {
+            tracing::info!(anchors = t.len(), dir = %dir.display(), "trust anchors loaded");
+            Some(t)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no usable trust anchors: the token endpoint refuses every client assertion");
+            None
+        }
     }
 }
 

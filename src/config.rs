@@ -70,6 +70,31 @@ pub struct ServerSettings {
     pub workers: usize,
     /// How long SIGTERM waits for in-flight requests before closing them.
     pub shutdown_timeout_secs: u64,
+    /// HTTPS (rustls) on the public listener when set.
+    pub tls: Option<TlsSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM CA certificates that client certificates must chain to (mTLS).
+    pub client_ca: Option<PathBuf>,
+    /// Whether a client certificate is asked for: `none`, `optional` or `required`.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    #[default]
+    None,
+    Optional,
+    Required,
 }
 
 impl Default for ServerSettings {
@@ -79,6 +104,7 @@ impl Default for ServerSettings {
             admin_listen: "127.0.0.1:8081".into(),
             workers: 0,
             shutdown_timeout_secs: 30,
+            tls: None,
         }
     }
 }
@@ -111,12 +137,21 @@ impl Default for DatabaseSettings {
 pub struct AuthSettings {
     /// Folder of PEM CA certificates trusted for client-assertion `x5c` chains.
     pub trust_anchors: PathBuf,
+    /// The connector's RSA private key (PEM) that signs access tokens.
+    pub signing_key: PathBuf,
+    /// Create a missing signing key on start (development); production leaves this off.
+    pub create_missing_key: bool,
+    /// Lifetime of issued access tokens.
+    pub access_token_ttl_secs: u64,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             trust_anchors: "certs/trust".into(),
+            signing_key: "certs/connector.key".into(),
+            create_missing_key: false,
+            access_token_ttl_secs: 3600,
         }
     }
 }
@@ -126,8 +161,13 @@ impl Default for AuthSettings {
 pub struct AdminSettings {
     pub token: Option<String>,
     pub token_file: Option<PathBuf>,
+    /// Create a random token in `token_file` when the file is missing (development).
+    pub create_missing_token: bool,
     pub policies_dir: Option<PathBuf>,
 }
+
+/// Admin tokens shorter than this are refused on a non-loopback admin listener.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -243,6 +283,10 @@ impl Settings {
             self.database.url = read_secret(path).map_err(|e| bad("database.url_file", e))?;
         }
         if let Some(path) = &self.admin.token_file {
+            if self.admin.create_missing_token && !path.exists() {
+                create_token_file(path).map_err(|e| bad("admin.token_file", e))?;
+                tracing::warn!(file = %path.display(), "created a development admin token");
+            }
             self.admin.token = Some(read_secret(path).map_err(|e| bad("admin.token_file", e))?);
         }
         Ok(())
@@ -250,7 +294,38 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         parse_addr("server.public_listen", &self.server.public_listen)?;
-        parse_addr("server.admin_listen", &self.server.admin_listen)?;
+        let admin = parse_addr("server.admin_listen", &self.server.admin_listen)?;
+        let token_len = self.admin.token.as_ref().map_or(0, |t| t.chars().count());
+        if !admin.ip().is_loopback() && token_len < MIN_ADMIN_TOKEN_LEN {
+            return Err(bad(
+                "admin.token",
+                format!(
+                    "an admin listener on a non-loopback address needs a token of at least {MIN_ADMIN_TOKEN_LEN} characters"
+                ),
+            ));
+        }
+        if let Some(tls) = &self.server.tls {
+            for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
+                if !path.is_file() {
+                    return Err(bad(
+                        key,
+                        format!("{} is not a readable file", path.display()),
+                    ));
+                }
+            }
+            if tls.client_auth != ClientAuth::None && tls.client_ca.is_none() {
+                return Err(bad(
+                    "server.tls.client_ca",
+                    "client certificate authentication needs a CA file",
+                ));
+            }
+        }
+        if self.auth.access_token_ttl_secs == 0 || self.auth.access_token_ttl_secs > 86_400 {
+            return Err(bad(
+                "auth.access_token_ttl_secs",
+                "must be between 1 and 86400",
+            ));
+        }
         let scheme = self.database.url.split(':').next().unwrap_or_default();
         if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
             return Err(bad(
@@ -351,6 +426,28 @@ fn read_secret(path: &Path) -> Result<String, String> {
         return Err(format!("{} is empty", path.display()));
     }
     Ok(secret)
+}
+
+/// A random 256-bit token, base64url, in a new file readable only by its owner.
+fn create_token_file(path: &Path) -> Result<(), String> {
+    use base64::Engine;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    let mut bytes = [0u8; 32];
+    openssl::rand::rand_bytes(&mut bytes).map_err(|e| e.to_string())?;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    f.write_all(token.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn one_line(e: &figment::Error) -> String {

@@ -8,7 +8,9 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::audit::AuditError;
+use crate::auth::{AssertionError, TokenError};
 use crate::source::SourceError;
+use crate::store::StoreError;
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -29,6 +31,78 @@ pub enum ApiError {
     Source(#[from] SourceError),
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("access token: {0}")]
+    AccessToken(#[from] TokenError),
+    #[error("access token names an unregistered consumer")]
+    ConsumerUnknown,
+    #[error("consumer is suspended")]
+    ConsumerSuspended,
+    /// A refusal at the token endpoint, with its OAuth 2.0 error (RFC 6749 §5.2).
+    #[error("token request refused: {detail}")]
+    TokenRequest {
+        status: StatusCode,
+        code: &'static str,
+        oauth: &'static str,
+        detail: String,
+    },
+    #[error("admin token missing or wrong")]
+    AdminUnauthorized,
+    #[error("the admin API has no token configured")]
+    AdminDisabled,
+    #[error("consumer not found")]
+    ConsumerNotFound,
+    #[error("consumer already registered")]
+    ConsumerExists,
+    #[error("invalid consumer: {0}")]
+    InvalidConsumer(String),
+    #[error("storage: {0}")]
+    Storage(#[from] StoreError),
+    /// The usage policy does not permit this request; the reasons say which rules failed.
+    #[error("policy denies: {reasons:?}")]
+    PolicyDenied { reasons: Vec<String> },
+}
+
+impl ApiError {
+    /// A refused client assertion, as the token endpoint answers it.
+    pub fn assertion(e: &AssertionError) -> Self {
+        let status = if e.is_server_fault() {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else if e.oauth_error() == "invalid_request" {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        Self::TokenRequest {
+            status,
+            code: e.code(),
+            oauth: if e.is_server_fault() {
+                "server_error"
+            } else {
+                e.oauth_error()
+            },
+            detail: e.to_string(),
+        }
+    }
+
+    pub fn token_request(
+        code: &'static str,
+        oauth: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        let status = if oauth == "invalid_client" {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Self::TokenRequest {
+            status,
+            code,
+            oauth,
+            detail: detail.into(),
+        }
+    }
 }
 
 impl ApiError {
@@ -46,6 +120,18 @@ impl ApiError {
             Self::Source(SourceError::UpstreamUnavailable { .. }) => "UPSTREAM_UNAVAILABLE",
             Self::Source(SourceError::File { .. } | SourceError::Config(_)) => "SOURCE_UNAVAILABLE",
             Self::BadRequest(_) => "BAD_REQUEST",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::AccessToken(e) => e.code(),
+            Self::ConsumerUnknown => "CONSUMER_UNKNOWN",
+            Self::ConsumerSuspended => "CONSUMER_SUSPENDED",
+            Self::TokenRequest { code, .. } => code,
+            Self::AdminUnauthorized => "ADMIN_TOKEN_INVALID",
+            Self::AdminDisabled => "ADMIN_DISABLED",
+            Self::ConsumerNotFound => "CONSUMER_NOT_FOUND",
+            Self::ConsumerExists => "CONSUMER_EXISTS",
+            Self::InvalidConsumer(_) => "INVALID_CONSUMER",
+            Self::Storage(_) => "STORAGE_UNAVAILABLE",
+            Self::PolicyDenied { .. } => "POLICY_DENIED",
         }
     }
 
@@ -59,6 +145,16 @@ impl ApiError {
             Self::Source(SourceError::UpstreamTimeout { .. }) => "Upstream source timed out",
             Self::Source(_) => "Data source unavailable",
             Self::BadRequest(_) => "Bad request",
+            Self::PayloadTooLarge => "Request body too large",
+            Self::AccessToken(_) | Self::ConsumerUnknown => "Invalid access token",
+            Self::ConsumerSuspended => "Consumer suspended",
+            Self::TokenRequest { .. } => "Token request refused",
+            Self::AdminUnauthorized | Self::AdminDisabled => "Admin authentication required",
+            Self::ConsumerNotFound => "Unknown consumer",
+            Self::ConsumerExists => "Consumer already registered",
+            Self::InvalidConsumer(_) => "Invalid consumer",
+            Self::Storage(_) => "Storage unavailable",
+            Self::PolicyDenied { .. } => "Denied by the usage policy",
         }
     }
 
@@ -84,7 +180,22 @@ impl ApiError {
                 "The upstream source did not answer in time.".into()
             }
             Self::Source(_) => "The product's source could not be read.".into(),
-            Self::BadRequest(why) => why.clone(),
+            Self::BadRequest(why) | Self::InvalidConsumer(why) => why.clone(),
+            Self::PayloadTooLarge => "The request body exceeds the allowed size.".into(),
+            Self::AccessToken(e) => format!("{e}."),
+            Self::ConsumerUnknown => "The access token's consumer is not registered here.".into(),
+            Self::ConsumerSuspended => "The consumer's access is suspended.".into(),
+            Self::TokenRequest { detail, .. } => detail.clone(),
+            Self::AdminUnauthorized => {
+                "Send `Authorization: Bearer <admin token>` with the configured token.".into()
+            }
+            Self::AdminDisabled => "No admin token is configured, so the admin API is off.".into(),
+            Self::ConsumerNotFound => "No consumer with this party id is registered.".into(),
+            Self::ConsumerExists => "A consumer with this party id is already registered.".into(),
+            Self::Storage(_) => "The database is unavailable; retry shortly.".into(),
+            Self::PolicyDenied { .. } => {
+                "The product's usage policy does not permit this request; see `reasons`.".into()
+            }
         }
     }
 
@@ -96,6 +207,18 @@ impl ApiError {
             status: status.as_u16(),
             detail: self.detail(),
             code: self.code(),
+            error: match self {
+                Self::TokenRequest { oauth, .. } => Some(oauth),
+                _ => None,
+            },
+            error_description: match self {
+                Self::TokenRequest { detail, .. } => Some(detail.clone()),
+                _ => None,
+            },
+            reasons: match self {
+                Self::PolicyDenied { reasons } => Some(reasons.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -107,6 +230,14 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     pub code: &'static str,
+    /// OAuth 2.0 members, on token-endpoint errors only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+    /// Why the policy denied, on 403 answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<String>>,
 }
 
 impl ResponseError for ApiError {
@@ -120,15 +251,37 @@ impl ResponseError for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Source(_) => StatusCode::BAD_GATEWAY,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::InvalidConsumer(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::AccessToken(TokenError::Signing) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::AccessToken(_) | Self::ConsumerUnknown => StatusCode::UNAUTHORIZED,
+            Self::ConsumerSuspended => StatusCode::FORBIDDEN,
+            Self::TokenRequest { status, .. } => *status,
+            Self::AdminUnauthorized | Self::AdminDisabled => StatusCode::UNAUTHORIZED,
+            Self::ConsumerNotFound => StatusCode::NOT_FOUND,
+            Self::ConsumerExists => StatusCode::CONFLICT,
+            Self::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PolicyDenied { .. } => StatusCode::FORBIDDEN,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
-        if matches!(self, Self::TokenMissing) {
-            res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        match self {
+            Self::TokenMissing | Self::AdminUnauthorized | Self::AdminDisabled => {
+                res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            Self::AccessToken(_) | Self::ConsumerUnknown => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                ));
+            }
+            Self::TokenRequest { .. } => {
+                res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+            }
+            _ => {}
         }
         if matches!(self, Self::AuditUnavailable(AuditError::QueueFull)) {
             res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod http;
 pub mod source;

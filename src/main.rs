@@ -30,17 +30,70 @@ enum Command {
         #[arg(long, default_value = "sluis.toml")]
         config: PathBuf,
     },
+    /// Certificates and keys.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Sign an iSHARE client assertion (development helper; prints the JWT).
+    Assertion {
+        /// The consumer's private key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// Certificate chain for x5c (PEM files, leaf first; each may hold several certificates).
+        #[arg(long = "cert", required = true)]
+        certs: Vec<PathBuf>,
+        /// The consumer's party id (iss, sub, client_id).
+        #[arg(long)]
+        client_id: String,
+        /// The connector's party id (aud).
+        #[arg(long, default_value = "did:ishare:EU.NL.NTRNL-00000001")]
+        audience: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Make a development CA, the connector's key and certificate, and one example consumer.
+    Dev {
+        /// Output folder; its `trust/` subfolder is the trust-anchor folder.
+        #[arg(long, default_value = "certs/dev")]
+        out: PathBuf,
+        /// The connector's party id (certificate subject serialNumber).
+        #[arg(long, default_value = "did:ishare:EU.NL.NTRNL-00000001")]
+        connector: String,
+        /// The example consumer's party id.
+        #[arg(long, default_value = "did:ishare:EU.NL.NTRNL-00000002")]
+        consumer: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let result = actix_web::rt::System::new().block_on(async move {
-        match cli.command {
-            Command::Serve { config } => serve(config).await,
-            Command::Migrate { config } => migrate(config).await,
-        }
-    });
+    let result = match cli.command {
+        Command::Certs {
+            command:
+                CertsCommand::Dev {
+                    out,
+                    connector,
+                    consumer,
+                },
+        } => certs_dev(&out, &connector, &consumer),
+        Command::Assertion {
+            key,
+            certs,
+            client_id,
+            audience,
+        } => assertion(&key, &certs, &client_id, &audience),
+        command => actix_web::rt::System::new().block_on(async move {
+            match command {
+                Command::Serve { config } => serve(config).await,
+                Command::Migrate { config } => migrate(config).await,
+                _ => Ok(()),
+            }
+        }),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, message }) => {
@@ -102,6 +155,59 @@ async fn migrate(config: PathBuf) -> Result<(), Failure> {
     db.migrate().await.map_err(runtime)?;
     db.close().await;
     println!("migrations applied ({})", db.kind());
+    Ok(())
+}
+
+fn certs_dev(out: &std::path::Path, connector: &str, consumer: &str) -> Result<(), Failure> {
+    use sluis::auth::{PartyId, devcerts};
+    let connector = PartyId::parse(connector).map_err(|e| usage(format!("--connector: {e}")))?;
+    let consumer = PartyId::parse(consumer).map_err(|e| usage(format!("--consumer: {e}")))?;
+    let made = devcerts::generate(out, &connector, &consumer).map_err(runtime)?;
+    println!("development PKI written to {}", out.display());
+    println!(
+        "  trust anchors (auth.trust_anchors): {}",
+        made.trust_dir.display()
+    );
+    println!(
+        "  connector key (auth.signing_key):   {}{}",
+        made.connector_key.display(),
+        if made.connector_key_created {
+            ""
+        } else {
+            " (existing key kept)"
+        }
+    );
+    println!(
+        "  connector certificate:              {}",
+        made.connector_cert.display()
+    );
+    println!(
+        "  consumer {consumer}: {} + {}",
+        made.consumer_key.display(),
+        made.consumer_cert.display()
+    );
+    Ok(())
+}
+
+fn assertion(
+    key: &std::path::Path,
+    certs: &[PathBuf],
+    client_id: &str,
+    audience: &str,
+) -> Result<(), Failure> {
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).map_err(|e| usage(format!("{}: {e}", p.display())))
+    };
+    let key = read(key)?;
+    let chain = certs
+        .iter()
+        .map(|p| read(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let chain: Vec<&str> = chain.iter().map(String::as_str).collect();
+    let jwt =
+        sluis::auth::sign_client_assertion(&key, &chain, client_id, audience, chrono::Utc::now())
+            .map_err(usage)?;
+    println!("{jwt}");
     Ok(())
 }
 

@@ -74,7 +74,11 @@ pub async fn audited(
                 action: "request".into(),
                 purpose: None,
                 decision: Decision::Deny,
-                reasons: vec!["INTERNAL".into()],
+                reasons: vec![
+                    e.as_error::<ApiError>()
+                        .map_or("INTERNAL", ApiError::code)
+                        .into(),
+                ],
                 policy_id: None,
                 policy_version: None,
                 status: e.as_response_error().status_code().as_u16(),

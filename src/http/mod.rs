@@ -5,6 +5,8 @@
 pub mod admin;
 mod audit_mw;
 pub mod public;
+pub mod tls;
+mod token;
 mod trace;
 
 pub use audit_mw::{AuditFacts, RequestContext, TRANSACTION_ID_HEADER};

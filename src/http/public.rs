@@ -1,20 +1,26 @@
 //! The public listener: product data today; the catalog and the token endpoint arrive with their
 //! issues. Handlers prepare a response and leave the audit record to the middleware.
 
+use std::sync::Arc;
+
 use actix_web::body::SizedStream;
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
+use super::admin::bearer;
 use super::audit_mw::{AuditFacts, audited};
+use super::tls::ClientCert;
 use crate::app::AppState;
 use crate::audit::Decision;
 use crate::catalog::Access;
+use crate::consumer::{Consumer, ConsumerStatus};
 use crate::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("")
             .wrap(actix_web::middleware::from_fn(audited))
+            .route("/connect/token", web::post().to(super::token::token))
             .service(
                 web::resource("/products/{id}")
                     .route(web::get().to(get_product))
@@ -36,11 +42,21 @@ async fn get_product(
         ..Default::default()
     };
     if product.access == Access::Restricted {
-        // Credentials and policy enforcement plug in here; until then nothing restricted is served.
-        facts.decision = Some(Decision::Deny);
         facts.policy_id = product.policy.clone();
-        req.extensions_mut().insert(facts);
-        return Err(ApiError::TokenMissing);
+        let checked = async {
+            let _consumer = authenticate(&req, &state, &mut facts).await?;
+            // The usage policy is evaluated here once the policy engine is wired in; until then
+            // nothing restricted is served.
+            Err::<(), _>(ApiError::PolicyDenied {
+                reasons: vec!["POLICY_ENGINE_NOT_LOADED".into()],
+            })
+        }
+        .await;
+        if let Err(e) = checked {
+            facts.decision = Some(Decision::Deny);
+            req.extensions_mut().insert(facts);
+            return Err(e);
+        }
     }
     // Access is granted; a source failure after this point is recorded as a permitted request
     // that failed, with the error code as its reason.
@@ -54,6 +70,33 @@ async fn get_product(
         Some(len) => res.body(SizedStream::new(len, body.stream)),
         None => res.streaming(body.stream),
     })
+}
+
+/// The consumer behind a valid bearer access token, checked on every request: signature, expiry,
+/// audience, certificate binding, and that the consumer is registered and active right now.
+async fn authenticate(
+    req: &HttpRequest,
+    state: &AppState,
+    facts: &mut AuditFacts,
+) -> Result<Arc<Consumer>, ApiError> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+        .ok_or(ApiError::TokenMissing)?;
+    let cert = req.conn_data::<ClientCert>().map(|c| c.0.as_slice());
+    let claims = state.tokens.verify(token, chrono::Utc::now(), cert)?;
+    facts.party_id = Some(claims.sub.to_string());
+    let consumer = state
+        .registry
+        .get(claims.sub.as_str())
+        .await?
+        .ok_or(ApiError::ConsumerUnknown)?;
+    if consumer.status != ConsumerStatus::Active {
+        return Err(ApiError::ConsumerSuspended);
+    }
+    Ok(consumer)
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

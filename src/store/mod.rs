@@ -2,6 +2,9 @@
 //! PostgreSQL (production, shared by replicas). Migrations for each dialect live in
 //! `migrations/sqlite` and `migrations/postgres` and hold the same schema.
 
+pub mod consumers;
+pub mod replay;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -17,6 +20,8 @@ pub enum StoreError {
     Sqlx(#[from] sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
