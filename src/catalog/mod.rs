@@ -2,9 +2,17 @@
 //! their data lives. The catalog is swapped as a whole (config load today, portal sync later), so
 //! the request path reads it without locks.
 
+pub mod ckan;
+pub mod dcat;
+pub mod harvest;
+pub mod odrl;
+pub mod rdf;
 mod settings;
+pub mod sync;
 
-pub use settings::{CatalogSettings, DatasetMetadata};
+pub use settings::{
+    Agent, CatalogSettings, Contact, DatasetMetadata, MAX_PAGE_SIZE, PortalRule, PortalSettings,
+};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,8 +20,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-use crate::config::ProductSettings;
-use crate::source::{DataSource, SourceError};
+use crate::config::{ProductSettings, SourceSettings};
+use crate::source::{DataSource, SourceError, media_type_for_extension};
 
 /// A product id: the last segment of `/products/{id}`, so it is restricted to URL-safe characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -70,13 +78,24 @@ impl Product {
     pub fn from_settings(s: &ProductSettings, http: &reqwest::Client) -> Result<Self, SourceError> {
         // Settings were validated on load, so the id parses.
         let id = ProductId::parse(&s.id).map_err(SourceError::Config)?;
+        let mut metadata = s.dcat.clone();
+        if metadata.media_type.is_none() {
+            metadata.media_type = match &s.source {
+                SourceSettings::File { path, media_type } => Some(
+                    media_type
+                        .clone()
+                        .unwrap_or_else(|| media_type_for_extension(path).to_string()),
+                ),
+                SourceSettings::Http { media_type, .. } => media_type.clone(),
+            };
+        }
         Ok(Self {
             title: s.title.clone().unwrap_or_else(|| s.id.clone()),
             description: s.description.clone(),
             access: s.access,
             policy: s.policy.clone(),
             source: DataSource::from_settings(&s.source, http)?,
-            metadata: s.dcat.clone(),
+            metadata,
             id,
         })
     }
@@ -107,6 +126,13 @@ impl Catalog {
 
     pub fn replace(&self, products: Vec<Product>) {
         self.products.store(Arc::new(Self::index(products)));
+    }
+
+    /// Every product, ordered by id: the stable order the catalog pages through.
+    pub fn sorted(&self) -> Vec<Arc<Product>> {
+        let mut all: Vec<Arc<Product>> = self.products.load().values().cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
     }
 
     pub fn len(&self) -> usize {

@@ -118,6 +118,25 @@ impl TestDb {
     pub fn pg_name(&self) -> Option<&str> {
         self.pg_name.as_deref()
     }
+
+    /// The same database seen by another server instance: never drops it.
+    pub fn another_view(&self) -> TestDb {
+        TestDb {
+            backend: self.backend,
+            url: self.url.clone(),
+            pg_name: None,
+            _dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+}
+
+/// A second server instance (replica) on the first one's database, sharing its signing key.
+pub async fn spawn_replica(first: &TestApp, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = first.db.another_view();
+    let mut settings = test_settings(&db);
+    settings.auth.signing_key = first.db.dir().join("connector.key");
+    customize(&mut settings);
+    start(db, settings).await
 }
 
 pub fn file_product(id: &str, path: PathBuf) -> ProductSettings {
@@ -135,9 +154,16 @@ pub fn file_product(id: &str, path: PathBuf) -> ProductSettings {
     }
 }
 
-/// Settings for a test: both listeners on port 0, the given database, the demo's products.
+/// The admin token every test server is configured with.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789-abcdefghijklmnop";
+
+/// Settings for a test: both listeners on port 0, the given database, the demo's products, a
+/// signing key made on first start in the test's folder, and the test admin token.
 pub fn test_settings(db: &TestDb) -> Settings {
     let mut s = Settings::empty();
+    s.auth.signing_key = db.dir().join("connector.key");
+    s.auth.create_missing_key = true;
+    s.admin.token = Some(ADMIN_TOKEN.into());
     s.server.public_listen = "127.0.0.1:0".into();
     s.server.admin_listen = "127.0.0.1:0".into();
     s.server.workers = 2;
@@ -173,10 +199,15 @@ pub async fn spawn_app_with(
     backend: Backend,
     customize: impl FnOnce(&mut Settings, &TestDb),
 ) -> TestApp {
-    init_logs();
     let db = TestDb::new(backend).await;
     let mut settings = test_settings(&db);
     customize(&mut settings, &db);
+    start(db, settings).await
+}
+
+/// Starts the application with exactly these settings on `db`.
+pub async fn start(db: TestDb, settings: Settings) -> TestApp {
+    init_logs();
     let app = Application::build(settings)
         .await
         .expect("application starts");
@@ -206,15 +237,98 @@ impl TestApp {
             .expect("request reaches the server")
     }
 
+    /// An authenticated admin call with a JSON body (or none).
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.admin))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("admin request reaches the server")
+    }
+
+    /// Registers a consumer through the admin API.
+    pub async fn register(&self, party_id: &str, groups: &[&str], certificate: Option<&str>) {
+        let res = self
+            .admin(
+                reqwest::Method::POST,
+                "/admin/consumers",
+                Some(serde_json::json!({
+                    "party_id": party_id,
+                    "name": format!("Consumer {party_id}"),
+                    "groups": groups,
+                    "certificate": certificate,
+                })),
+            )
+            .await;
+        assert_eq!(
+            res.status(),
+            201,
+            "register {party_id}: {}",
+            res.text().await.unwrap_or_default()
+        );
+    }
+
+    pub async fn set_status(&self, party_id: &str, status: &str) {
+        let res = self
+            .admin(
+                reqwest::Method::PATCH,
+                &format!("/admin/consumers/{party_id}"),
+                Some(serde_json::json!({"status": status})),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+
+    /// An iSHARE token request with the given assertion.
+    pub async fn token_request(&self, client_id: &str, assertion: &str) -> reqwest::Response {
+        token_request(&self.client, &self.public, client_id, assertion).await
+    }
+
     /// Stops the server gracefully (audit queue flushed) and removes the database.
     pub async fn finish(self) {
+        self.stop().await.drop_db().await;
+    }
+
+    /// Stops the server gracefully, keeping the database (for a second instance on it).
+    pub async fn stop(self) -> TestDb {
         self.stop.stop().await;
         self.task
             .await
             .expect("server task")
             .expect("server ran cleanly");
-        self.db.drop_db().await;
+        self.db
     }
+}
+
+pub async fn token_request(
+    client: &reqwest::Client,
+    base: &str,
+    client_id: &str,
+    assertion: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{base}/connect/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "iSHARE"),
+            ("client_id", client_id),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion),
+        ])
+        .send()
+        .await
+        .expect("token request reaches the server")
 }
 
 /// One stored audit record, as the tests read it back.
@@ -364,8 +478,9 @@ pub async fn spawn_process(db: &TestDb, products_toml: &str) -> Process {
         &config,
         format!(
             "[server]\npublic_listen = \"127.0.0.1:{public_port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nworkers = 2\n\
-             [database]\nurl = \"{}\"\n{products_toml}",
-            db.url
+             [database]\nurl = \"{}\"\n[auth]\nsigning_key = \"{}\"\ncreate_missing_key = true\n{products_toml}",
+            db.url,
+            db.dir().join("connector.key").display()
         ),
     )
     .expect("write config");

@@ -1,10 +1,13 @@
 //! Integration tests: the real server on port 0, a real database (SQLite and PostgreSQL, a fresh
 //! one per test) and a real HTTP client. Logs appear only with TEST_LOG set.
 
+#[path = "../auth_support/mod.rs"]
+mod auth_support;
 mod helpers;
 
 mod audit_log;
 mod cli;
+mod credentials;
 mod fail_closed;
 mod open_products;
 mod shutdown;
