@@ -10,10 +10,12 @@ use actix_web::{App, HttpServer, web};
 
 use crate::audit::{Auditor, AuditorHandle};
 use crate::auth::{AccessTokenIssuer, PartyId, TrustStore, ensure_connector_key};
+use crate::catalog::Access;
 use crate::catalog::{Catalog, Product};
 use crate::config::Settings;
 use crate::consumer::Registry;
 use crate::http;
+use crate::policy::PolicyStore;
 use crate::store::Db;
 
 /// Shared by every request on both listeners.
@@ -21,12 +23,16 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub catalog: Arc<Catalog>,
+    /// The portal harvest's health, for readiness and metrics.
+    pub harvest: Arc<crate::catalog::sync::HarvestStatus>,
     pub auditor: Auditor,
     pub registry: Arc<Registry>,
     pub tokens: AccessTokenIssuer,
     /// `None` when the trust-anchor folder is missing or empty: no assertion can be trusted.
     pub trust: Option<TrustStore>,
     pub admin_token: Option<String>,
+    /// The usage policies of restricted products, hot-reloaded from the policies folder.
+    pub policies: Option<Arc<PolicyStore>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,12 +51,16 @@ pub enum StartError {
     },
     #[error("upstream HTTP client: {0}")]
     HttpClient(String),
+    #[error("catalog: {0}")]
+    Catalog(String),
     #[error("connector.party_id: {0}")]
     PartyId(String),
     #[error("auth.signing_key {path}: {why}")]
     SigningKey { path: String, why: String },
     #[error("{0}")]
     Tls(#[from] http::tls::TlsError),
+    #[error("{0}")]
+    Policies(String),
 }
 
 pub struct Application {
@@ -60,6 +70,7 @@ pub struct Application {
     admin: Server,
     auditor: AuditorHandle,
     state: web::Data<AppState>,
+    harvest_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Stops both listeners gracefully: in-flight requests finish (and are audited) first.
@@ -113,6 +124,7 @@ impl Application {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let policies = load_policies(&settings, &products)?;
         let catalog = Arc::new(Catalog::new(products));
 
         let (auditor, auditor_handle) = Auditor::start(
@@ -138,15 +150,34 @@ impl Application {
         }
         let registry = Registry::start(db.clone());
         let settings = Arc::new(settings);
+        let harvester = Arc::new(
+            crate::catalog::sync::Harvester::new(
+                settings.clone(),
+                db.clone(),
+                auditor.clone(),
+                catalog.clone(),
+                http.clone(),
+            )
+            .map_err(|e| StartError::Catalog(e.to_string()))?,
+        );
+        // The last good harvest is served from the start, whether or not the portal answers.
+        harvester
+            .reload()
+            .await
+            .map_err(|e| StartError::Catalog(e.to_string()))?;
+        let harvest = harvester.status();
+        let harvest_task = harvester.spawn();
         let state = web::Data::new(AppState {
             admin_token: settings.admin.token.clone(),
             settings: settings.clone(),
             db,
             catalog,
+            harvest,
             auditor,
             registry,
             tokens,
             trust,
+            policies,
         });
 
         let workers = match settings.server.workers {
@@ -197,6 +228,7 @@ impl Application {
             admin,
             auditor: auditor_handle,
             state,
+            harvest_task,
         })
     }
 
@@ -218,6 +250,9 @@ impl Application {
     /// Runs until both listeners are stopped, then flushes the audit log and closes the pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (public, admin) = tokio::join!(self.public, self.admin);
+        if let Some(task) = self.harvest_task {
+            task.abort();
+        }
         self.auditor.shutdown().await;
         self.state.db.close().await;
         public.and(admin)
@@ -245,6 +280,50 @@ fn load_signing_key(
         Duration::from_secs(settings.auth.access_token_ttl_secs),
     )
     .map_err(|e| fail(e.to_string()))
+}
+
+/// Loads and validates every policy; a restricted product whose policy is missing or invalid stops
+/// the start. The folder is then watched: a valid edit applies on the next request, an invalid
+/// one keeps the last valid version.
+fn load_policies(
+    settings: &Settings,
+    products: &[Product],
+) -> Result<Option<Arc<PolicyStore>>, StartError> {
+    let dir = settings
+        .admin
+        .policies_dir
+        .clone()
+        .unwrap_or_else(|| "policies".into());
+    let restricted: Vec<&Product> = products
+        .iter()
+        .filter(|p| p.access == Access::Restricted)
+        .collect();
+    if !dir.is_dir() {
+        if restricted.is_empty() {
+            return Ok(None);
+        }
+        return Err(StartError::Policies(format!(
+            "admin.policies_dir: {} is not a folder, but restricted products need their policies",
+            dir.display()
+        )));
+    }
+    let store = PolicyStore::open(&dir)
+        .map_err(|e| StartError::Policies(e.to_string().replace('\n', "; ")))?;
+    for p in restricted {
+        let policy = p.policy.as_deref().unwrap_or_default();
+        if store.get(policy).is_none() {
+            return Err(StartError::Policies(format!(
+                "product `{}`: policy `{policy}` is not in {}",
+                p.id,
+                dir.display()
+            )));
+        }
+    }
+    store
+        .watch(Duration::from_millis(200))
+        .map_err(|e| StartError::Policies(e.to_string()))?;
+    tracing::info!(dir = %dir.display(), policies = store.status().policies.len(), "policies loaded");
+    Ok(Some(Arc::new(store)))
 }
 
 fn load_trust_anchors(dir: &std::path::Path) -> Option<TrustStore> {

@@ -9,5 +9,6 @@ pub mod config;
 pub mod consumer;
 pub mod error;
 pub mod http;
+pub mod policy;
 pub mod source;
 pub mod store;

@@ -30,6 +30,16 @@ enum Command {
         #[arg(long, default_value = "sluis.toml")]
         config: PathBuf,
     },
+    /// The catalog and its open-data portal.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// ODRL usage policies.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Certificates and keys.
     Certs {
         #[command(subcommand)]
@@ -53,6 +63,32 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum CatalogCommand {
+    /// Poll the configured portal once, store and audit the changes, and print them.
+    Sync {
+        /// Configuration file.
+        #[arg(long, default_value = "sluis.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Parse and validate ODRL policies; exit 2 with one line per problem when any is invalid.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Evaluate one AuthZEN request (JSON) against one ODRL policy; prints the AuthZEN response.
+    Eval {
+        #[arg(long)]
+        policy: PathBuf,
+        #[arg(long)]
+        request: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum CertsCommand {
     /// Make a development CA, the connector's key and certificate, and one example consumer.
     Dev {
@@ -72,6 +108,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
+        Command::Policy { command } => {
+            let code = match command {
+                PolicyCommand::Check { files } => sluis::policy::cli::check(&files),
+                PolicyCommand::Eval { policy, request } => {
+                    sluis::policy::cli::eval(&policy, &request)
+                }
+            };
+            return ExitCode::from(u8::try_from(code).unwrap_or(2));
+        }
         Command::Certs {
             command:
                 CertsCommand::Dev {
@@ -90,6 +135,9 @@ fn main() -> ExitCode {
             match command {
                 Command::Serve { config } => serve(config).await,
                 Command::Migrate { config } => migrate(config).await,
+                Command::Catalog {
+                    command: CatalogCommand::Sync { config },
+                } => catalog_sync(config).await,
                 _ => Ok(()),
             }
         }),
@@ -126,6 +174,16 @@ fn load(config: &std::path::Path) -> Result<Settings, Failure> {
     // The default file may be absent (all settings from the environment); an explicit one not.
     let default = config == std::path::Path::new("sluis.toml");
     Settings::load(config, default).map_err(usage)
+}
+
+async fn catalog_sync(config: PathBuf) -> Result<(), Failure> {
+    let settings = load(&config)?;
+    sluis::app::install_crypto_provider();
+    let report = sluis::catalog::sync::sync_command(settings)
+        .await
+        .map_err(runtime)?;
+    println!("{report}");
+    Ok(())
 }
 
 async fn serve(config: PathBuf) -> Result<(), Failure> {

@@ -206,11 +206,12 @@ impl CkanClient {
         action: &str,
         query: &[(&str, &str)],
     ) -> Result<T, CkanError> {
-        let url = self
+        let mut url = self
             .base
             .join(&format!("api/3/action/{action}"))
             .map_err(|e| CkanError::Invalid(e.to_string()))?;
-        let res = self.http.get(url).query(query).send().await.map_err(|e| {
+        url.query_pairs_mut().extend_pairs(query);
+        let res = self.http.get(url).send().await.map_err(|e| {
             if e.is_timeout() {
                 CkanError::Timeout
             } else {

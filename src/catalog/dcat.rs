@@ -156,12 +156,15 @@ pub fn catalog_graph(doc: &CatalogPage<'_>) -> Graph {
     let mut nodes = vec![catalog, view];
     nodes.extend(datasets);
     nodes.extend(distributions);
-    nodes.extend(
-        vocab
-            .0
-            .into_iter()
-            .map(|(iri, class)| Node::named(iri).a(class)),
-    );
+    nodes.extend(vocab.0.into_iter().map(|(iri, class)| {
+        let mut node = Node::named(&iri).a(class);
+        // DCAT-AP wants every concept labelled.
+        if class == "skos:Concept" {
+            let (label, lang) = concept_label(&iri);
+            node.text("skos:prefLabel", &label, lang);
+        }
+        node
+    }));
     Graph { nodes }
 }
 
@@ -276,8 +279,8 @@ fn dataset_nodes(
     let mut dist = Node::named(&dist_iri).a("dcat:Distribution");
     let access_url = format!("{}/products/{id}", doc.base);
     dist.text("dct:title", &product.title, lang);
-    dist.link("dcat:accessURL", &access_url);
-    dist.link("dcat:downloadURL", &access_url);
+    vocab.link(&mut dist, "dcat:accessURL", &access_url, "rdfs:Resource");
+    vocab.link(&mut dist, "dcat:downloadURL", &access_url, "rdfs:Resource");
     let license = m
         .license
         .as_deref()
@@ -359,6 +362,45 @@ fn language_tag(first: Option<&str>) -> Option<String> {
         _ => return None,
     };
     Some(tag.to_string())
+}
+
+/// The label of a concept: the Dutch name of an EU data theme, else the IRI's last segment.
+fn concept_label(iri: &str) -> (String, Option<&'static str>) {
+    let last = iri
+        .trim_end_matches('/')
+        .rsplit(['/', '#'])
+        .next()
+        .unwrap_or(iri);
+    if iri.starts_with(DATA_THEME) {
+        let nl = match last {
+            "AGRI" => Some("Landbouw, visserij, bosbouw en voeding"),
+            "ECON" => Some("Economie en financiën"),
+            "EDUC" => Some("Onderwijs, cultuur en sport"),
+            "ENER" => Some("Energie"),
+            "ENVI" => Some("Milieu"),
+            "GOVE" => Some("Overheid en publieke sector"),
+            "HEAL" => Some("Gezondheid"),
+            "INTR" => Some("Internationale vraagstukken"),
+            "JUST" => Some("Justitie, rechtsstelsel en openbare veiligheid"),
+            "REGI" => Some("Regio's en steden"),
+            "SOCI" => Some("Bevolking en samenleving"),
+            "TECH" => Some("Wetenschap en technologie"),
+            "TRAN" => Some("Vervoer"),
+            _ => None,
+        };
+        if let Some(label) = nl {
+            return (label.to_string(), Some("nl"));
+        }
+    }
+    let label = last.replace(['_', '-'], " ");
+    (
+        if label.is_empty() {
+            iri.to_string()
+        } else {
+            label
+        },
+        None,
+    )
 }
 
 fn theme_iri(t: &str) -> String {

@@ -84,8 +84,9 @@ async fn write(db: &Db, sql: &str, row: &HarvestedRow, now_us: i64) -> Result<bo
         .bind(&record)
         .bind(now_us)
         .execute(p)
-        .await)?;
-    Ok(done.rows_affected() > 0)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(done > 0)
 }
 
 /// True when this call withdrew the product.
@@ -94,6 +95,7 @@ pub async fn withdraw(db: &Db, product_id: &str, now_us: i64) -> Result<bool, sq
         .bind(product_id)
         .bind(now_us)
         .execute(p)
-        .await)?;
-    Ok(done.rows_affected() > 0)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(done > 0)
 }

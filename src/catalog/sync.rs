@@ -346,7 +346,8 @@ impl Harvester {
         let mut seen = HashSet::new();
         let mut changes = Vec::new();
         for item in listed {
-            let Some(pid) = product_id_for(&portal.id_prefix, &item.name) else {
+            let Some(pid) = product_id_for(&portal.id_prefix, &item.name).map(|p| p.to_string())
+            else {
                 report
                     .skipped
                     .push((item.name, "its name gives no valid product id".into()));

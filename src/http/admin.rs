@@ -32,6 +32,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/consumers", web::get().to(list))
                 .route("/consumers/{party_id}", web::get().to(get))
                 .route("/consumers/{party_id}", web::patch().to(change)),
+        )
+        .service(
+            web::scope("/access/v1")
+                .wrap(actix_web::middleware::from_fn(require_admin))
+                .configure(super::authzen::configure),
         );
 }
 
@@ -246,21 +251,35 @@ async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "live"}))
 }
 
+/// Ready = the database takes writes and the policies are loaded. A policy edit that failed to
+/// load is reported here (the last valid version stays in force), but does not make us unready.
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     // The database bounds the wait (busy/statement/acquire timeouts); a future-level timeout
     // could cancel a statement mid-flight and spoil the pooled connection.
-    match state.db.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({
-            "status": "ready",
-            "checks": {"database": {"status": "up", "kind": state.db.kind()}},
-            "products": state.catalog.len(),
-        })),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness: database unreachable");
-            HttpResponse::ServiceUnavailable().json(json!({
-                "status": "not ready",
-                "checks": {"database": {"status": "down", "kind": state.db.kind()}},
-            }))
-        }
+    let database = state.db.ping().await;
+    if let Err(e) = &database {
+        tracing::warn!(error = %e, "readiness: database unreachable");
+    }
+    let policies = state.policies.as_ref().map(|p| {
+        let s = p.status();
+        json!({
+            "status": if s.errors.is_empty() { "up" } else { "degraded" },
+            "loaded": s.policies.iter().map(|i| json!({"id": i.id, "version": i.version})).collect::<Vec<_>>(),
+            "errors": s.errors,
+            "reload_failures": s.reload_failures,
+        })
+    });
+    let body = json!({
+        "status": if database.is_ok() { "ready" } else { "not ready" },
+        "checks": {
+            "database": {"status": if database.is_ok() { "up" } else { "down" }, "kind": state.db.kind()},
+            "policies": policies,
+        },
+        "products": state.catalog.len(),
+    });
+    if database.is_ok() {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }

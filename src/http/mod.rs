@@ -4,6 +4,9 @@
 
 pub mod admin;
 mod audit_mw;
+mod authzen;
+pub mod catalog;
+pub mod enforce;
 pub mod public;
 pub mod tls;
 mod token;

@@ -9,10 +9,11 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use super::admin::bearer;
 use super::audit_mw::{AuditFacts, audited};
+use super::enforce;
 use super::tls::ClientCert;
 use crate::app::AppState;
 use crate::audit::Decision;
-use crate::catalog::Access;
+use crate::catalog::{Access, Product};
 use crate::consumer::{Consumer, ConsumerStatus};
 use crate::error::ApiError;
 
@@ -21,6 +22,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("")
             .wrap(actix_web::middleware::from_fn(audited))
             .route("/connect/token", web::post().to(super::token::token))
+            .service(
+                web::resource("/catalog")
+                    .route(web::get().to(super::catalog::get_catalog))
+                    .default_service(web::to(method_not_allowed)),
+            )
             .service(
                 web::resource("/products/{id}")
                     .route(web::get().to(get_product))
@@ -41,21 +47,23 @@ async fn get_product(
         action: Some("read"),
         ..Default::default()
     };
+    let mut extra_headers = Vec::new();
     if product.access == Access::Restricted {
         facts.policy_id = product.policy.clone();
-        let checked = async {
-            let _consumer = authenticate(&req, &state, &mut facts).await?;
-            // The usage policy is evaluated here once the policy engine is wired in; until then
-            // nothing restricted is served.
-            Err::<(), _>(ApiError::PolicyDenied {
-                reasons: vec!["POLICY_ENGINE_NOT_LOADED".into()],
-            })
-        }
-        .await;
-        if let Err(e) = checked {
-            facts.decision = Some(Decision::Deny);
-            req.extensions_mut().insert(facts);
-            return Err(e);
+        facts.purpose = enforce::declared_purpose(&req).map(str::to_string);
+        match check_restricted(&req, &state, &product, &mut facts).await {
+            Ok(fulfilment) => {
+                facts.reasons = fulfilment.reasons;
+                extra_headers = fulfilment.headers;
+            }
+            Err(e) => {
+                facts.decision = Some(Decision::Deny);
+                if let ApiError::PolicyDenied { reasons } = &e {
+                    facts.reasons.clone_from(reasons);
+                }
+                req.extensions_mut().insert(facts);
+                return Err(e);
+            }
         }
     }
     // Access is granted; a source failure after this point is recorded as a permitted request
@@ -66,10 +74,40 @@ async fn get_product(
     let mut res = HttpResponse::Ok();
     res.insert_header((header::CONTENT_TYPE, body.media_type))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    for h in extra_headers {
+        res.append_header(h);
+    }
     Ok(match body.length {
         Some(len) => res.body(SizedStream::new(len, body.stream)),
         None => res.streaming(body.stream),
     })
+}
+
+/// Credentials, then the usage policy, on every request to a restricted product.
+async fn check_restricted(
+    req: &HttpRequest,
+    state: &AppState,
+    product: &Product,
+    facts: &mut AuditFacts,
+) -> Result<enforce::Fulfilment, ApiError> {
+    let consumer = authenticate(req, state, facts).await?;
+    let policy = product
+        .policy
+        .as_deref()
+        .and_then(|id| state.policies.as_ref()?.get(id))
+        // A restricted product is never served without its policy.
+        .ok_or_else(|| ApiError::PolicyDenied {
+            reasons: vec!["the product's policy is not loaded".into()],
+        })?;
+    facts.policy_id = Some(policy.id().to_string());
+    facts.policy_version = Some(policy.version().to_string());
+    let decision = enforce::decide(&policy, &consumer, product, facts.purpose.as_deref());
+    if !decision.allowed {
+        return Err(ApiError::PolicyDenied {
+            reasons: enforce::denial_reasons(&decision),
+        });
+    }
+    enforce::fulfil(&decision)
 }
 
 /// The consumer behind a valid bearer access token, checked on every request: signature, expiry,

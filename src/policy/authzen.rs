@@ -20,7 +20,9 @@ fn bad(msg: impl Into<String>) -> RequestError {
 /// Reads an AuthZEN evaluation request. Context keys Sluis does not know are left alone (an AuthZEN
 /// context may carry more); keys it knows must have the right type.
 pub fn parse_request(v: &Value) -> Result<Request<'_>, RequestError> {
-    let obj = v.as_object().ok_or_else(|| bad("the request must be a JSON object"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| bad("the request must be a JSON object"))?;
     let action = obj
         .get("action")
         .and_then(|a| a.get("name"))
@@ -55,7 +57,9 @@ fn entity<'a>(v: Option<&'a Value>, what: &str) -> Result<Entity<'a>, RequestErr
         Some(Value::Object(props)) => {
             for (k, val) in props {
                 if k == "partOf" {
-                    e.part_of = strings(val).ok_or_else(|| bad(format!("{what}.properties.partOf: strings expected")))?;
+                    e.part_of = strings(val).ok_or_else(|| {
+                        bad(format!("{what}.properties.partOf: strings expected"))
+                    })?;
                 } else if let Some(list) = strings(val) {
                     // Properties that are not strings cannot be duty parameters; they are simply not offered.
                     e.properties.push((k.as_str(), list));
@@ -95,27 +99,39 @@ fn context(m: &Map<String, Value>) -> Result<Context<'_>, RequestError> {
         ..Context::default()
     };
     if let Some(v) = m.get("event").filter(|v| !v.is_null()) {
-        ctx.events = Some(strings(v).ok_or_else(|| bad("context.event must be a string or a list of strings"))?);
+        ctx.events = Some(
+            strings(v).ok_or_else(|| bad("context.event must be a string or a list of strings"))?,
+        );
     }
     ctx.elapsed_time = match m.get("elapsedTime") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(XsdDuration::parse(s).map_err(|e| bad(format!("context.elapsedTime: {e}")))?),
+        Some(Value::String(s)) => {
+            Some(XsdDuration::parse(s).map_err(|e| bad(format!("context.elapsedTime: {e}")))?)
+        }
         Some(Value::Number(n)) => {
-            let secs = n
-                .as_u64()
-                .ok_or_else(|| bad("context.elapsedTime in seconds must be a whole non-negative number"))?;
+            let secs = n.as_u64().ok_or_else(|| {
+                bad("context.elapsedTime in seconds must be a whole non-negative number")
+            })?;
             Some(XsdDuration {
                 months: 0,
                 nanos: i128::from(secs) * 1_000_000_000,
             })
         }
-        Some(_) => return Err(bad("context.elapsedTime must be an xsd:duration or seconds")),
+        Some(_) => {
+            return Err(bad(
+                "context.elapsedTime must be an xsd:duration or seconds",
+            ));
+        }
     };
     match m.get("count") {
         None | Some(Value::Null) => {}
         // A bare number is the all-time count.
         Some(Value::Number(n)) => {
-            ctx.counts.push(("total", n.as_u64().ok_or_else(|| bad("context.count must be a whole number"))?));
+            ctx.counts.push((
+                "total",
+                n.as_u64()
+                    .ok_or_else(|| bad("context.count must be a whole number"))?,
+            ));
         }
         Some(Value::Object(counts)) => {
             for (k, v) in counts {
@@ -125,16 +141,21 @@ fn context(m: &Map<String, Value>) -> Result<Context<'_>, RequestError> {
                 ctx.counts.push((k.as_str(), n));
             }
         }
-        Some(_) => return Err(bad("context.count must be a number or an object of window → number")),
+        Some(_) => {
+            return Err(bad(
+                "context.count must be a number or an object of window → number",
+            ));
+        }
     }
     match m.get("duties") {
         None | Some(Value::Null) => {}
         Some(Value::Object(duties)) => {
             for (uid, state) in duties {
-                let state = state
-                    .as_str()
-                    .and_then(DutyState::parse)
-                    .ok_or_else(|| bad(format!("context.duties.{uid}: want NonSet, Fulfilled or Violated")))?;
+                let state = state.as_str().and_then(DutyState::parse).ok_or_else(|| {
+                    bad(format!(
+                        "context.duties.{uid}: want NonSet, Fulfilled or Violated"
+                    ))
+                })?;
                 ctx.duties.push((uid.as_str(), state));
             }
         }
@@ -144,7 +165,8 @@ fn context(m: &Map<String, Value>) -> Result<Context<'_>, RequestError> {
         None | Some(Value::Null) => {}
         Some(Value::Object(types)) => {
             for (value, classes) in types {
-                let classes = strings(classes).ok_or_else(|| bad(format!("context.types.{value}: strings expected")))?;
+                let classes = strings(classes)
+                    .ok_or_else(|| bad(format!("context.types.{value}: strings expected")))?;
                 ctx.types.push((value.as_str(), classes));
             }
         }
@@ -177,7 +199,10 @@ pub fn response_json(policy: &CompiledPolicy, decision: &Decision) -> Value {
     }
     if let Some(denial) = &decision.denial {
         ctx.insert("reason".into(), json!(denial.reason.as_str()));
-        ctx.insert("reason_admin".into(), json!({"en": summary(denial.reason, &denial.findings)}));
+        ctx.insert(
+            "reason_admin".into(),
+            json!({"en": summary(denial.reason, &denial.findings)}),
+        );
         let findings: Vec<Value> = denial
             .findings
             .iter()
@@ -199,7 +224,9 @@ fn summary(reason: DenyReason, findings: &[super::eval::Finding]) -> String {
         DenyReason::Prohibited => "denied by a prohibition",
         DenyReason::NoPermission => "no permission grants this request",
         DenyReason::Undecidable => "the policy cannot be evaluated for this request",
-        DenyReason::Conflict => "a permission and a prohibition both apply and the policy's conflict strategy is invalid",
+        DenyReason::Conflict => {
+            "a permission and a prohibition both apply and the policy's conflict strategy is invalid"
+        }
         DenyReason::ObligationViolated => "a policy obligation is violated",
     };
     // Name the finding that decided it, when one stands out.

@@ -29,7 +29,13 @@ pub fn eval(policy: &Path, request: &Path) -> i32 {
         Ok(p) => p,
         Err(lines) => {
             // One line: the first problem is enough to say the policy is unusable.
-            eprintln!("{}", lines.first().map(String::as_str).unwrap_or("invalid policy"));
+            eprintln!(
+                "{}",
+                lines
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("invalid policy")
+            );
             return 2;
         }
     };
@@ -57,6 +63,8 @@ pub fn eval(policy: &Path, request: &Path) -> i32 {
 
 fn load(path: &Path) -> Result<CompiledPolicy, Vec<String>> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| vec![format!("{name}: policy: cannot read: {e}")])?;
-    CompiledPolicy::from_bytes(&name, &bytes).map_err(|e| e.0.iter().map(ToString::to_string).collect())
+    let bytes =
+        std::fs::read(path).map_err(|e| vec![format!("{name}: policy: cannot read: {e}")])?;
+    CompiledPolicy::from_bytes(&name, &bytes)
+        .map_err(|e| e.0.iter().map(ToString::to_string).collect())
 }

@@ -9,8 +9,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::model::{
-    Atomic, ConflictStrategy, Constraint, Duty, LeftOperand, LogicalOp, Operator, Policy, PolicyKind, Reference,
-    RightOperand, Rule, RuleKind,
+    Atomic, ConflictStrategy, Constraint, Duty, LeftOperand, LogicalOp, Operator, Policy,
+    PolicyKind, Reference, RightOperand, Rule, RuleKind,
 };
 use super::obligation::DutySpec;
 use super::parse::{PolicyError, PolicyErrors, parse_policy};
@@ -107,9 +107,15 @@ pub(crate) enum Check {
     DayOfWeek(u8),
     /// Bit h set: the constraint holds in hour h.
     HourOfDay(u32),
-    Count { window: usize, pred: NumPred },
+    Count {
+        window: usize,
+        pred: NumPred,
+    },
     Elapsed(NumPred),
-    Text { operand: TextOperand, op: TextOp },
+    Text {
+        operand: TextOperand,
+        op: TextOp,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,11 +208,19 @@ impl CompiledPolicy {
     }
 
     /// Parses and compiles a policy already read as JSON; `version` is whatever the caller tracks it by.
-    pub fn from_json(source_name: &str, doc: &Value, version: impl Into<String>) -> Result<CompiledPolicy, PolicyErrors> {
+    pub fn from_json(
+        source_name: &str,
+        doc: &Value,
+        version: impl Into<String>,
+    ) -> Result<CompiledPolicy, PolicyErrors> {
         CompiledPolicy::compile(source_name, doc, version.into())
     }
 
-    fn compile(source_name: &str, doc: &Value, version: String) -> Result<CompiledPolicy, PolicyErrors> {
+    fn compile(
+        source_name: &str,
+        doc: &Value,
+        version: String,
+    ) -> Result<CompiledPolicy, PolicyErrors> {
         let model = parse_policy(source_name, doc)?;
         compile_model(source_name, model, version)
     }
@@ -249,7 +263,11 @@ impl CompiledPolicy {
     }
 }
 
-fn compile_model(source_name: &str, model: Policy, version: String) -> Result<CompiledPolicy, PolicyErrors> {
+fn compile_model(
+    source_name: &str,
+    model: Policy,
+    version: String,
+) -> Result<CompiledPolicy, PolicyErrors> {
     let mut compiler = Compiler {
         needs: Needs::default(),
     };
@@ -305,7 +323,11 @@ impl Compiler {
             }
             ActionMatch::Refined(refined)
         };
-        let duties = rule.duties.iter().map(|d| self.duty(d)).collect::<Result<Vec<_>, _>>()?;
+        let duties = rule
+            .duties
+            .iter()
+            .map(|d| self.duty(d))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(CompiledRule {
             label: Arc::from(rule.label.as_str()),
             actions,
@@ -332,7 +354,10 @@ impl Compiler {
 
     /// The conjunction of a constraint list (a rule's or a refinement's).
     fn all(&mut self, constraints: &[Constraint]) -> Result<Option<Cond>, String> {
-        let mut items = constraints.iter().map(|c| self.constraint(c)).collect::<Result<Vec<_>, _>>()?;
+        let mut items = constraints
+            .iter()
+            .map(|c| self.constraint(c))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(match items.len() {
             0 => None,
             1 => items.pop(),
@@ -350,7 +375,10 @@ impl Compiler {
                 })
             }
             Constraint::Logical { label, op, items } => {
-                let items = items.iter().map(|c| self.constraint(c)).collect::<Result<Vec<_>, _>>()?;
+                let items = items
+                    .iter()
+                    .map(|c| self.constraint(c))
+                    .collect::<Result<Vec<_>, _>>()?;
                 // andSequence fixes an order of checking; at one decision instant it holds exactly when
                 // all its operands hold.
                 let cond = match op {
@@ -367,10 +395,15 @@ impl Compiler {
         let op = a.op;
         let not_for = || format!("operator {} does not apply to {}", op.name(), a.left.name());
         if a.unit.is_some() && a.left != LeftOperand::Count {
-            return Err(format!("unit is only used on count, not on {}", a.left.name()));
+            return Err(format!(
+                "unit is only used on count, not on {}",
+                a.left.name()
+            ));
         }
         if let RightOperand::Reference(r) = &a.right {
-            return Err(format!("rightOperandReference ({r}) is only supported in sluis:filterRows"));
+            return Err(format!(
+                "rightOperandReference ({r}) is only supported in sluis:filterRows"
+            ));
         }
         match a.left {
             LeftOperand::DateTime => {
@@ -381,13 +414,21 @@ impl Compiler {
                 self.needs.time = true;
                 let pred = num_pred(op, &a.right, 1).ok_or_else(not_for)?;
                 check_range(&a.right, 1, 7, "dayOfWeek (1 = Monday ... 7 = Sunday)")?;
-                Ok(Check::DayOfWeek((1..=7).filter(|d| pred.holds(*d)).fold(0u8, |m, d| m | 1 << (d - 1))))
+                Ok(Check::DayOfWeek(
+                    (1..=7)
+                        .filter(|d| pred.holds(*d))
+                        .fold(0u8, |m, d| m | 1 << (d - 1)),
+                ))
             }
             LeftOperand::HourOfDay => {
                 self.needs.time = true;
                 let pred = num_pred(op, &a.right, 1).ok_or_else(not_for)?;
                 check_range(&a.right, 0, 23, "hourOfDay (0-23)")?;
-                Ok(Check::HourOfDay((0..=23).filter(|h| pred.holds(*h)).fold(0u32, |m, h| m | 1 << h)))
+                Ok(Check::HourOfDay(
+                    (0..=23)
+                        .filter(|h| pred.holds(*h))
+                        .fold(0u32, |m, h| m | 1 << h),
+                ))
             }
             LeftOperand::Count => {
                 check_range(&a.right, 0, i128::from(i64::MAX), "count")?;
@@ -395,9 +436,12 @@ impl Compiler {
                 let (key, period) = match &a.unit {
                     None => ("total".to_owned(), None),
                     Some(u) => {
-                        let d = XsdDuration::parse(u).map_err(|e| format!("unit of count must be a period: {e}"))?;
+                        let d = XsdDuration::parse(u)
+                            .map_err(|e| format!("unit of count must be a period: {e}"))?;
                         if d.months < 0 || d.nanos < 0 || (d.months == 0 && d.nanos == 0) {
-                            return Err(format!("unit of count must be a positive period, not {u}"));
+                            return Err(format!(
+                                "unit of count must be a positive period, not {u}"
+                            ));
                         }
                         (u.clone(), Some(d))
                     }
@@ -413,9 +457,14 @@ impl Compiler {
             }
             LeftOperand::ElapsedTime => {
                 self.needs.elapsed_time = true;
-                Ok(Check::Elapsed(elapsed_pred(op, &a.right)?.ok_or_else(not_for)?))
+                Ok(Check::Elapsed(
+                    elapsed_pred(op, &a.right)?.ok_or_else(not_for)?,
+                ))
             }
-            LeftOperand::Purpose | LeftOperand::Recipient | LeftOperand::Spatial | LeftOperand::Event => {
+            LeftOperand::Purpose
+            | LeftOperand::Recipient
+            | LeftOperand::Spatial
+            | LeftOperand::Event => {
                 let operand = match a.left {
                     LeftOperand::Purpose => {
                         self.needs.purpose = true;
@@ -458,10 +507,13 @@ fn ref_match(r: &Reference) -> RefMatch {
     }
 }
 
+/// Decides from (operands containing an instant, operand count) whether the combination contains it.
+type KeepFn = fn(usize, usize) -> bool;
+
 /// Collapses a logical node whose operands are all time sets into one time set, so that any and/or/xone
 /// tree over dateTime (the 262-window policy) is answered by one binary search.
 fn merge_times(cond: Cond, label: &str) -> Cond {
-    let (items, keep): (&Vec<Cond>, fn(usize, usize) -> bool) = match &cond {
+    let (items, keep): (&Vec<Cond>, KeepFn) = match &cond {
         Cond::All(items) => (items, |n, total| n == total),
         Cond::Any(items) => (items, |n, _| n >= 1),
         Cond::ExactlyOne(items) => (items, |n, _| n == 1),
@@ -471,7 +523,8 @@ fn merge_times(cond: Cond, label: &str) -> Cond {
         .iter()
         .map(|c| match c {
             Cond::Leaf {
-                check: Check::Time(s), ..
+                check: Check::Time(s),
+                ..
             } => Some(s),
             _ => None,
         })
@@ -498,7 +551,9 @@ fn time_set(op: Operator, right: &RightOperand) -> Option<IntervalSet> {
     };
     let set = match op {
         Operator::Eq => IntervalSet::between(Some(start), Some(end)),
-        Operator::Neq => IntervalSet::combine(&[&IntervalSet::between(Some(start), Some(end))], |n| n == 0),
+        Operator::Neq => {
+            IntervalSet::combine(&[&IntervalSet::between(Some(start), Some(end))], |n| n == 0)
+        }
         Operator::Lt => IntervalSet::between(None, Some(start)),
         Operator::Lteq => IntervalSet::between(None, Some(end)),
         Operator::Gt => IntervalSet::between(Some(end), None),
@@ -567,7 +622,9 @@ fn elapsed_pred(op: Operator, right: &RightOperand) -> Result<Option<NumPred>, S
         _ => return Err("elapsedTime needs an xsd:duration".into()),
     };
     if durations.iter().any(|d| d.months != 0) {
-        return Err("years and months have no fixed length: write the duration in days (P30D)".into());
+        return Err(
+            "years and months have no fixed length: write the duration in days (P30D)".into(),
+        );
     }
     let nanos: Vec<i128> = durations.iter().map(|d| d.nanos).collect();
     Ok(scalar_pred(op, &nanos, 1))
@@ -580,10 +637,14 @@ fn texts(right: &RightOperand) -> Result<Vec<Box<str>>, String> {
             .iter()
             .map(|i| match i {
                 RightOperand::Text(s) => Ok(s.as_str().into()),
-                other => Err(format!("expected a string or IRI in the list, got {other:?}")),
+                other => Err(format!(
+                    "expected a string or IRI in the list, got {other:?}"
+                )),
             })
             .collect(),
-        other => Err(format!("expected a string, an IRI or a list of them, got {other:?}")),
+        other => Err(format!(
+            "expected a string, an IRI or a list of them, got {other:?}"
+        )),
     }
 }
 

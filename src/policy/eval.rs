@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use super::compile::{ActionMatch, Check, CompiledPolicy, CompiledRule, Cond, RefMatch, TextOp, TextOperand};
+use super::compile::{
+    ActionMatch, Check, CompiledPolicy, CompiledRule, Cond, RefMatch, TextOp, TextOperand,
+};
 use super::model::ConflictStrategy;
 use super::obligation::Obligation;
 use super::time::{RequestTime, XsdDuration};
@@ -34,7 +36,10 @@ pub struct Entity<'a> {
 
 impl<'a> Entity<'a> {
     fn property(&self, name: &str) -> Option<&[&'a str]> {
-        self.properties.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_slice())
+        self.properties
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_slice())
     }
 }
 
@@ -204,7 +209,10 @@ impl CompiledPolicy {
 
 impl Env<'_, '_> {
     /// The combining algorithm. With `findings`, every rule is evaluated to explain the outcome.
-    fn decide(&self, mut findings: Option<&mut Vec<Finding>>) -> Result<(Arc<str>, Vec<Obligation>), DenyReason> {
+    fn decide(
+        &self,
+        mut findings: Option<&mut Vec<Finding>>,
+    ) -> Result<(Arc<str>, Vec<Obligation>), DenyReason> {
         let explain = findings.is_some();
         let policy = self.policy;
         // Under `perm` a holding permission decides alone, so prohibitions are only read when none holds.
@@ -284,7 +292,11 @@ impl Env<'_, '_> {
                 RuleState::Holds => {
                     holds = true;
                     if let Some(n) = notes.as_mut() {
-                        n.push((None, "prohibition applies".to_owned()));
+                        n.push((
+                            None,
+                            "prohibition holds: action, parties, target and constraints all match"
+                                .to_owned(),
+                        ));
                     }
                 }
                 RuleState::Unknown => unknown = true,
@@ -316,7 +328,8 @@ impl Env<'_, '_> {
             let mut notes = findings.is_some().then(Vec::new);
             match self.applicable_and_condition(rule, notes.as_mut()) {
                 RuleState::Holds => {
-                    if let Some(state) = self.duty_state(rule.duties.first().and_then(|d| d.uid.as_deref()))
+                    if let Some(state) =
+                        self.duty_state(rule.duties.first().and_then(|d| d.uid.as_deref()))
                         && state == DutyState::Violated
                     {
                         if let Some(n) = notes.as_mut() {
@@ -370,7 +383,12 @@ impl Env<'_, '_> {
 
     fn duty_state(&self, uid: Option<&str>) -> Option<DutyState> {
         let uid = uid?;
-        self.req.context.duties.iter().find(|(k, _)| *k == uid).map(|(_, s)| *s)
+        self.req
+            .context
+            .duties
+            .iter()
+            .find(|(k, _)| *k == uid)
+            .map(|(_, s)| *s)
     }
 
     fn resolve_duties(&self, rule: &CompiledRule) -> Result<Vec<Obligation>, String> {
@@ -410,20 +428,39 @@ impl Env<'_, '_> {
         };
         if action_truth == Truth::False {
             if let Some(n) = notes {
-                let known = if self.action_id.is_some() { "" } else { " (not an ODRL action)" };
-                n.push((None, format!("action '{}'{known} is not covered by the rule", req.action)));
+                let known = if self.action_id.is_some() {
+                    ""
+                } else {
+                    " (not an ODRL action)"
+                };
+                n.push((
+                    None,
+                    format!("action '{}'{known} is not covered by the rule", req.action),
+                ));
             }
             return RuleState::NotApplicable;
         }
         if !matches_any(&rule.assignees, &req.subject) {
             if let Some(n) = notes {
-                n.push((None, format!("subject '{}' is not the assignee nor in its collection", req.subject.id)));
+                n.push((
+                    None,
+                    format!(
+                        "subject '{}' is not the assignee nor in its collection",
+                        req.subject.id
+                    ),
+                ));
             }
             return RuleState::NotApplicable;
         }
         if !matches_any(&rule.targets, &req.resource) {
             if let Some(n) = notes {
-                n.push((None, format!("resource '{}' is not the target nor in its collection", req.resource.id)));
+                n.push((
+                    None,
+                    format!(
+                        "resource '{}' is not the target nor in its collection",
+                        req.resource.id
+                    ),
+                ));
             }
             return RuleState::NotApplicable;
         }
@@ -487,7 +524,10 @@ impl Env<'_, '_> {
                         n.truncate(m);
                     }
                     if t == Truth::False {
-                        n.push((None, format!("xone: {holding} operands hold, exactly one must")));
+                        n.push((
+                            None,
+                            format!("xone: {holding} operands hold, exactly one must"),
+                        ));
                     }
                 }
                 t
@@ -508,26 +548,40 @@ impl Env<'_, '_> {
     fn check(&self, check: &Check, explain: bool) -> (Truth, String) {
         let ctx = &self.req.context;
         let missing = |what: &str| (Truth::Unknown, format!("context.{what} missing"));
-        let say = |t: bool, f: &dyn Fn() -> String| (truth(t), if explain && !t { f() } else { String::new() });
+        let say = |t: bool, f: &dyn Fn() -> String| {
+            (truth(t), if explain && !t { f() } else { String::new() })
+        };
         match check {
             Check::Time(set) => match &ctx.time {
                 None => missing("time"),
                 Some(t) => say(set.contains(t.instant), &|| {
-                    format!("time is outside the {} permitted interval(s)", set.intervals())
+                    format!(
+                        "time is outside the {} permitted interval(s)",
+                        set.intervals()
+                    )
                 }),
             },
             Check::DayOfWeek(mask) => match &ctx.time {
                 None => missing("time"),
-                Some(t) => say(mask & (1 << (t.day_of_week - 1)) != 0, &|| {
-                    format!("day of week {} not allowed", t.day_of_week)
-                }),
+                Some(t) => say(
+                    bit(u32::from(*mask), t.day_of_week.wrapping_sub(1)),
+                    &|| format!("day of week {} not allowed", t.day_of_week),
+                ),
             },
             Check::HourOfDay(mask) => match &ctx.time {
                 None => missing("time"),
-                Some(t) => say(mask & (1 << t.hour_of_day) != 0, &|| format!("hour {} not allowed", t.hour_of_day)),
+                Some(t) => say(bit(*mask, t.hour_of_day), &|| {
+                    format!("hour {} not allowed", t.hour_of_day)
+                }),
             },
             Check::Count { window, pred } => {
-                let key = self.policy.needs.counters.get(*window).map(|c| c.key.as_str()).unwrap_or("total");
+                let key = self
+                    .policy
+                    .needs
+                    .counters
+                    .get(*window)
+                    .map(|c| c.key.as_str())
+                    .unwrap_or("total");
                 match ctx.counts.iter().find(|(k, _)| *k == key) {
                     None => (Truth::Unknown, format!("context.count[\"{key}\"] missing")),
                     Some((_, n)) => say(pred.holds(i128::from(*n)), &|| {
@@ -541,7 +595,9 @@ impl Env<'_, '_> {
                     Truth::Unknown,
                     "context.elapsedTime has years or months, which have no fixed length".into(),
                 ),
-                Some(d) => say(pred.holds(d.nanos), &|| "elapsed time not allowed".to_owned()),
+                Some(d) => say(pred.holds(d.nanos), &|| {
+                    "elapsed time not allowed".to_owned()
+                }),
             },
             Check::Text { operand, op } => {
                 let one;
@@ -566,14 +622,22 @@ impl Env<'_, '_> {
                     },
                 };
                 let t = self.text(*operand, op, values);
-                say(t, &|| format!("{} {values:?} does not satisfy {}", operand.name(), describe(op)))
+                say(t, &|| {
+                    format!(
+                        "{} {values:?} does not satisfy {}",
+                        operand.name(),
+                        describe(op)
+                    )
+                })
             }
         }
     }
 
     /// Set semantics: the request supplies a set of values (one, except for events).
     fn text(&self, operand: TextOperand, op: &TextOp, values: &[&str]) -> bool {
-        let within = |part: &str, whole: &str| part == whole || (operand == TextOperand::Spatial && cbs_within(part, whole));
+        let within = |part: &str, whole: &str| {
+            part == whole || (operand == TextOperand::Spatial && cbs_within(part, whole))
+        };
         match op {
             TextOp::Eq(v) => values.contains(&&**v),
             TextOp::Neq(v) => !values.contains(&&**v),
@@ -586,8 +650,10 @@ impl Env<'_, '_> {
                         .iter()
                         .any(|(k, classes)| k == v && classes.contains(&&**class))
             }),
-            TextOp::HasPart(parts) => parts.iter().all(|p| values.iter().any(|v| within(p, *v))),
-            TextOp::IsPartOf(wholes) => !values.is_empty() && values.iter().all(|v| wholes.iter().any(|w| within(*v, w))),
+            TextOp::HasPart(parts) => parts.iter().all(|p| values.iter().any(|v| within(p, v))),
+            TextOp::IsPartOf(wholes) => {
+                !values.is_empty() && values.iter().all(|v| wholes.iter().any(|w| within(v, w)))
+            }
             TextOp::IsAllOf(set) => set.iter().all(|s| values.contains(&s)),
             TextOp::IsAnyOf(set) => values.iter().any(|v| set.contains(v)),
             TextOp::IsNoneOf(set) => !values.iter().any(|v| set.contains(v)),
@@ -631,17 +697,28 @@ fn matches_any(refs: &[RefMatch], entity: &Entity<'_>) -> bool {
     refs.is_empty()
         || refs.iter().any(|r| match r {
             RefMatch::Individual(iri) => entity.id == &**iri,
-            RefMatch::Collection(uid) => entity.part_of.iter().any(|p| *p == &**uid),
+            RefMatch::Collection(uid) => entity.part_of.contains(&&**uid),
         })
 }
 
-fn push_findings(out: &mut Vec<Finding>, rule: &CompiledRule, kind: &'static str, notes: Vec<(Option<Arc<str>>, String)>) {
+fn push_findings(
+    out: &mut Vec<Finding>,
+    rule: &CompiledRule,
+    kind: &'static str,
+    notes: Vec<(Option<Arc<str>>, String)>,
+) {
     out.extend(notes.into_iter().map(|(constraint, message)| Finding {
         rule: rule.label.clone(),
         kind,
         constraint,
         message,
     }));
+}
+
+/// Whether bit `n` of `mask` is set; out-of-range positions (a hand-built [`RequestTime`]) are not set.
+fn bit(mask: u32, n: u8) -> bool {
+    1u32.checked_shl(u32::from(n))
+        .is_some_and(|b| mask & b != 0)
 }
 
 fn truth(b: bool) -> Truth {

@@ -24,9 +24,15 @@ use super::vocab::{self, Term};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Obligation {
     /// Remove these fields from every record served.
-    DropFields { duty: Arc<str>, fields: Arc<[String]> },
+    DropFields {
+        duty: Arc<str>,
+        fields: Arc<[String]>,
+    },
     /// Replace the values of these fields with pseudonyms.
-    PseudonymiseFields { duty: Arc<str>, fields: Arc<[String]> },
+    PseudonymiseFields {
+        duty: Arc<str>,
+        fields: Arc<[String]>,
+    },
     /// Serve only rows whose `property` has one of the `allowed` values.
     FilterRows {
         duty: Arc<str>,
@@ -57,14 +63,22 @@ impl Obligation {
                 duty,
                 property,
                 allowed,
-            } => json!({"type": "filterRows", "duty": &**duty, "property": &**property, "allowed": &**allowed}),
-            Obligation::Attribution { duty, license, text } => json!({
+            } => {
+                json!({"type": "filterRows", "duty": &**duty, "property": &**property, "allowed": &**allowed})
+            }
+            Obligation::Attribution {
+                duty,
+                license,
+                text,
+            } => json!({
                 "type": "attribution",
                 "duty": &**duty,
                 "license": license.as_deref(),
                 "text": text.as_deref(),
             }),
-            Obligation::Action { duty, action } => json!({"type": "action", "duty": &**duty, "action": &**action}),
+            Obligation::Action { duty, action } => {
+                json!({"type": "action", "duty": &**duty, "action": &**action})
+            }
         }
     }
 }
@@ -74,8 +88,14 @@ impl Obligation {
 pub(crate) enum DutySpec {
     DropFields(Arc<[String]>),
     PseudonymiseFields(Arc<[String]>),
-    FilterRows { property: Arc<str>, allowed: AllowedValues },
-    Attribution { license: Option<Arc<str>>, text: Option<Arc<str>> },
+    FilterRows {
+        property: Arc<str>,
+        allowed: AllowedValues,
+    },
+    Attribution {
+        license: Option<Arc<str>>,
+        text: Option<Arc<str>>,
+    },
     Action(Arc<str>),
 }
 
@@ -106,9 +126,17 @@ impl DutySpec {
                     RightOperand::Reference(r) => match vocab::term(r) {
                         Term::Sluis(local) => match local.strip_prefix("subject.") {
                             Some(p) if !p.is_empty() => AllowedValues::SubjectProperty(p.into()),
-                            _ => return Err(format!("rightOperandReference {r}: want sluis:subject.PROPERTY")),
+                            _ => {
+                                return Err(format!(
+                                    "rightOperandReference {r}: want sluis:subject.PROPERTY"
+                                ));
+                            }
                         },
-                        _ => return Err(format!("rightOperandReference {r}: want sluis:subject.PROPERTY")),
+                        _ => {
+                            return Err(format!(
+                                "rightOperandReference {r}: want sluis:subject.PROPERTY"
+                            ));
+                        }
                     },
                     other => AllowedValues::Literal(strings(other)?.into()),
                 };
@@ -118,8 +146,12 @@ impl DutySpec {
                 }
             }
             vocab::ACTION_ATTRIBUTE => DutySpec::Attribution {
-                license: params.single(&LeftOperand::License)?.map(|s| Arc::from(s.as_str())),
-                text: params.single(&LeftOperand::AttributionText)?.map(|s| Arc::from(s.as_str())),
+                license: params
+                    .single(&LeftOperand::License)?
+                    .map(|s| Arc::from(s.as_str())),
+                text: params
+                    .single(&LeftOperand::AttributionText)?
+                    .map(|s| Arc::from(s.as_str())),
             },
             _ => DutySpec::Action(Arc::from(vocab::action_iri(action.id).as_str())),
         })
@@ -157,7 +189,9 @@ impl DutySpec {
                 allowed: match allowed {
                     AllowedValues::Literal(values) => values.clone(),
                     AllowedValues::SubjectProperty(p) => subject_property(p)
-                        .ok_or_else(|| format!("subject property '{p}' missing (needed by sluis:filterRows)"))?
+                        .ok_or_else(|| {
+                            format!("subject property '{p}' missing (needed by sluis:filterRows)")
+                        })?
                         .iter()
                         .map(|s| (*s).to_owned())
                         .collect(),

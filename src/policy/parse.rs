@@ -5,8 +5,8 @@
 use serde_json::Value;
 
 use super::model::{
-    ActionRef, Atomic, ConflictStrategy, Constraint, Duty, LeftOperand, LogicalOp, Operator, Policy, PolicyKind,
-    Reference, RightOperand, Rule, RuleKind,
+    ActionRef, Atomic, ConflictStrategy, Constraint, Duty, LeftOperand, LogicalOp, Operator,
+    Policy, PolicyKind, Reference, RightOperand, Rule, RuleKind,
 };
 use super::time::{XsdDuration, parse_date, parse_datetime};
 use super::vocab::{self, Term};
@@ -26,7 +26,9 @@ pub struct PolicyError {
 pub struct PolicyErrors(pub Vec<PolicyError>);
 
 /// Metadata prefixes whose properties carry no policy semantics and may appear anywhere.
-const ANNOTATION_PREFIXES: &[&str] = &["dct:", "dcterms:", "rdfs:", "skos:", "schema:", "foaf:", "vcard:", "cc:"];
+const ANNOTATION_PREFIXES: &[&str] = &[
+    "dct:", "dcterms:", "rdfs:", "skos:", "schema:", "foaf:", "vcard:", "cc:",
+];
 const ANNOTATION_NAMESPACES: &[&str] = &[
     "http://purl.org/dc/terms/",
     "http://www.w3.org/2000/01/rdf-schema#",
@@ -34,10 +36,14 @@ const ANNOTATION_NAMESPACES: &[&str] = &[
     "http://schema.org/",
 ];
 
-const ODRL_CONTEXTS: &[&str] = &["http://www.w3.org/ns/odrl.jsonld", "https://www.w3.org/ns/odrl.jsonld"];
+const ODRL_CONTEXTS: &[&str] = &[
+    "http://www.w3.org/ns/odrl.jsonld",
+    "https://www.w3.org/ns/odrl.jsonld",
+];
 
 fn is_annotation(key: &str) -> bool {
-    ANNOTATION_PREFIXES.iter().any(|p| key.starts_with(p)) || ANNOTATION_NAMESPACES.iter().any(|p| key.starts_with(p))
+    ANNOTATION_PREFIXES.iter().any(|p| key.starts_with(p))
+        || ANNOTATION_NAMESPACES.iter().any(|p| key.starts_with(p))
 }
 
 type Res<T> = Result<T, String>;
@@ -113,14 +119,18 @@ impl Parser {
                         }
                         Term::Odrl("conflict") => conflict = conflict_strategy(&self.iri(value)?)?,
                         Term::Odrl("permission") => rule_lists.push((RuleKind::Permission, value)),
-                        Term::Odrl("prohibition") => rule_lists.push((RuleKind::Prohibition, value)),
+                        Term::Odrl("prohibition") => {
+                            rule_lists.push((RuleKind::Prohibition, value))
+                        }
                         Term::Odrl("obligation") => rule_lists.push((RuleKind::Obligation, value)),
                         Term::Odrl("action") => inherited.actions = Some(value.clone()),
                         Term::Odrl("target") => inherited.target = Some(value.clone()),
                         Term::Odrl("assignee") => inherited.assignee = Some(value.clone()),
                         Term::Odrl("assigner") => inherited.assigner = Some(value.clone()),
                         Term::Odrl("inheritFrom") => {
-                            return Err("inheritFrom is not supported: write the policy out in full".into());
+                            return Err(
+                                "inheritFrom is not supported: write the policy out in full".into(),
+                            );
                         }
                         _ => return Err(format!("unknown policy property '{k}'")),
                     },
@@ -147,13 +157,18 @@ impl Parser {
             }
         }
         if rules.is_empty() && self.errors.is_empty() {
-            self.error("policy", "a policy needs at least one permission, prohibition or obligation");
+            self.error(
+                "policy",
+                "a policy needs at least one permission, prohibition or obligation",
+            );
         }
         // ODRL 2.2 §2.1: an Offer names its assigner, an Agreement its assigner and assignee (on the policy
         // or on every rule).
         for rule in &rules {
             let name = rule.name.clone();
-            if matches!(kind, PolicyKind::Offer | PolicyKind::Agreement) && rule.assigners.is_empty() {
+            if matches!(kind, PolicyKind::Offer | PolicyKind::Agreement)
+                && rule.assigners.is_empty()
+            {
                 self.error(&name, format!("an {kind:?} needs an assigner"));
             }
             if kind == PolicyKind::Agreement && rule.assignees.is_empty() {
@@ -180,7 +195,11 @@ impl Parser {
                     for (prefix, ns) in map {
                         match ns {
                             Value::String(ns) => self.prefixes.push((prefix.clone(), ns.clone())),
-                            _ => return Err(format!("@context term '{prefix}': only prefix declarations are supported")),
+                            _ => {
+                                return Err(format!(
+                                    "@context term '{prefix}': only prefix declarations are supported"
+                                ));
+                            }
                         }
                     }
                 }
@@ -201,7 +220,14 @@ impl Parser {
         }
     }
 
-    fn rule(&mut self, kind: RuleKind, position: &str, name: &str, value: &Value, inherited: &Inherited) -> Res<Rule> {
+    fn rule(
+        &mut self,
+        kind: RuleKind,
+        position: &str,
+        name: &str,
+        value: &Value,
+        inherited: &Inherited,
+    ) -> Res<Rule> {
         let obj = value.as_object().ok_or("a rule must be an object")?;
         let label = match obj.get("uid").or_else(|| obj.get("@id")) {
             Some(v) => self.iri(v)?,
@@ -218,7 +244,8 @@ impl Parser {
             constraints: Vec::new(),
             duties: Vec::new(),
         };
-        let (mut saw_action, mut saw_target, mut saw_assignee, mut saw_assigner) = (false, false, false, false);
+        let (mut saw_action, mut saw_target, mut saw_assignee, mut saw_assigner) =
+            (false, false, false, false);
         for (key, v) in obj {
             match key.as_str() {
                 "@id" | "uid" => {}
@@ -255,12 +282,17 @@ impl Parser {
                     }
                     Term::Odrl("constraint") => {
                         for (i, c) in as_list(v).enumerate() {
-                            rule.constraints.push(self.constraint(c, &format!("constraint[{i}]"), false)?);
+                            rule.constraints.push(self.constraint(
+                                c,
+                                &format!("constraint[{i}]"),
+                                false,
+                            )?);
                         }
                     }
                     Term::Odrl("duty") if kind == RuleKind::Permission => {
                         for (i, d) in as_list(v).enumerate() {
-                            rule.duties.push(self.duty(d, &format!("{label}.duty[{i}]"))?);
+                            rule.duties
+                                .push(self.duty(d, &format!("{label}.duty[{i}]"))?);
                         }
                     }
                     Term::Odrl(t @ ("remedy" | "consequence" | "failure")) => {
@@ -299,7 +331,9 @@ impl Parser {
     }
 
     fn duty(&mut self, v: &Value, path: &str) -> Res<Duty> {
-        let obj = v.as_object().ok_or_else(|| format!("{path}: a duty must be an object"))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| format!("{path}: a duty must be an object"))?;
         let uid = match obj.get("uid").or_else(|| obj.get("@id")) {
             Some(u) => Some(self.iri(u)?),
             None => None,
@@ -324,8 +358,12 @@ impl Parser {
                         }
                         action = actions.pop();
                     }
-                    Term::Odrl(t @ ("constraint" | "consequence" | "target" | "assignee" | "assigner")) => {
-                        return Err(format!("{label}: '{t}' on a duty is not supported by Sluis"));
+                    Term::Odrl(
+                        t @ ("constraint" | "consequence" | "target" | "assignee" | "assigner"),
+                    ) => {
+                        return Err(format!(
+                            "{label}: '{t}' on a duty is not supported by Sluis"
+                        ));
                     }
                     _ => return Err(format!("{label}: unknown duty property '{k}'")),
                 },
@@ -347,19 +385,27 @@ impl Parser {
                     let mut refinement = None;
                     for (k, val) in m {
                         match k.as_str() {
-                            "@id" | "rdf:value" | "value" | "http://www.w3.org/1999/02/22-rdf-syntax-ns#value" => {
+                            "@id"
+                            | "rdf:value"
+                            | "value"
+                            | "http://www.w3.org/1999/02/22-rdf-syntax-ns#value" => {
                                 name = match val {
                                     Value::String(s) => Some(s.as_str()),
                                     Value::Object(o) => o.get("@id").and_then(Value::as_str),
                                     _ => None,
                                 };
                             }
-                            k if matches!(vocab::term(k), Term::Odrl("refinement")) => refinement = Some(val),
+                            k if matches!(vocab::term(k), Term::Odrl("refinement")) => {
+                                refinement = Some(val)
+                            }
                             k if is_annotation(k) => {}
                             k => return Err(format!("unknown action property '{k}'")),
                         }
                     }
-                    (name.ok_or_else(|| format!("action without a name: {item}"))?, refinement)
+                    (
+                        name.ok_or_else(|| format!("action without a name: {item}"))?,
+                        refinement,
+                    )
                 }
                 _ => return Err(format!("an action must be a term or an object, got {item}")),
             };
@@ -367,14 +413,17 @@ impl Parser {
             let mut refinements = Vec::new();
             if let Some(r) = refinement {
                 for (i, c) in as_list(r).enumerate() {
-                    let path = format!("{label}.action[{}].refinement[{i}]", vocab::action_name(id));
+                    let path =
+                        format!("{label}.action[{}].refinement[{i}]", vocab::action_name(id));
                     refinements.push(self.constraint(c, &path, duty)?);
                 }
             }
             out.push(ActionRef { id, refinements });
         }
         if out.is_empty() {
-            return Err("an empty action list permits nothing: leave `action` out for any action".into());
+            return Err(
+                "an empty action list permits nothing: leave `action` out for any action".into(),
+            );
         }
         Ok(out)
     }
@@ -396,7 +445,11 @@ impl Parser {
                                 is_collection = match vocab::term(&t) {
                                     Term::Odrl(x) if x == collection_type => true,
                                     Term::Odrl("Party" | "Asset") => false,
-                                    _ => return Err(format!("unexpected @type '{t}' (want {collection_type})")),
+                                    _ => {
+                                        return Err(format!(
+                                            "unexpected @type '{t}' (want {collection_type})"
+                                        ));
+                                    }
                                 };
                             }
                             k if is_annotation(k) => {}
@@ -404,9 +457,16 @@ impl Parser {
                                 Term::Odrl("uid") => uid = Some(self.iri(val)?),
                                 Term::Odrl("source") => source = Some(self.iri(val)?),
                                 Term::Odrl("refinement") => {
-                                    return Err("refinements on collections are not supported by Sluis".into());
+                                    return Err(
+                                        "refinements on collections are not supported by Sluis"
+                                            .into(),
+                                    );
                                 }
-                                _ => return Err(format!("unknown property '{k}' on a party or asset")),
+                                _ => {
+                                    return Err(format!(
+                                        "unknown property '{k}' on a party or asset"
+                                    ));
+                                }
                             },
                         }
                     }
@@ -417,7 +477,11 @@ impl Parser {
                         Reference::Individual(uid)
                     }
                 }
-                _ => return Err(format!("a party or asset must be an IRI or an object, got {item}")),
+                _ => {
+                    return Err(format!(
+                        "a party or asset must be an IRI or an object, got {item}"
+                    ));
+                }
             });
         }
         Ok(out)
@@ -425,7 +489,9 @@ impl Parser {
 
     /// Parses a constraint; `path` names it when it has no uid. `refinement` admits the duty parameters.
     fn constraint(&mut self, v: &Value, path: &str, refinement: bool) -> Res<Constraint> {
-        let obj = v.as_object().ok_or_else(|| format!("{path}: a constraint must be an object"))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| format!("{path}: a constraint must be an object"))?;
         let label = match obj.get("uid").or_else(|| obj.get("@id")) {
             Some(u) => self.iri(u)?,
             None => path.to_owned(),
@@ -443,7 +509,10 @@ impl Parser {
                 "@id" | "uid" => {}
                 "@type" => {
                     let t = self.iri(value).map_err(at)?;
-                    if !matches!(vocab::term(&t), Term::Odrl("Constraint" | "LogicalConstraint")) {
+                    if !matches!(
+                        vocab::term(&t),
+                        Term::Odrl("Constraint" | "LogicalConstraint")
+                    ) {
                         return Err(at(format!("unexpected @type '{t}'")));
                     }
                 }
@@ -468,14 +537,18 @@ impl Parser {
                         };
                         logical = Some((lop, value));
                     }
-                    Term::Odrl("status") => return Err(at("'status' is not supported by Sluis".into())),
+                    Term::Odrl("status") => {
+                        return Err(at("'status' is not supported by Sluis".into()));
+                    }
                     _ => return Err(at(format!("unknown constraint property '{k}'"))),
                 },
             }
         }
         if let Some((lop, list)) = logical {
             if left.is_some() || op.is_some() || right.is_some() || reference.is_some() {
-                return Err(at("a constraint is either logical or atomic, not both".into()));
+                return Err(at(
+                    "a constraint is either logical or atomic, not both".into()
+                ));
             }
             let list = match list {
                 Value::Object(m) if m.contains_key("@list") => &m["@list"],
@@ -494,11 +567,16 @@ impl Parser {
             if items.is_empty() {
                 return Err(at("a logical constraint needs at least one operand".into()));
             }
-            return Ok(Constraint::Logical { label, op: lop, items });
+            return Ok(Constraint::Logical {
+                label,
+                op: lop,
+                items,
+            });
         }
         let left = left.ok_or_else(|| at("missing leftOperand".into()))?;
         let left_name = self.iri(left).map_err(at)?;
-        let left = left_operand(&left_name).ok_or_else(|| at(format!("unknown left operand '{left_name}'")))?;
+        let left = left_operand(&left_name)
+            .ok_or_else(|| at(format!("unknown left operand '{left_name}'")))?;
         if left.is_duty_parameter() != refinement {
             return Err(at(if refinement {
                 format!("left operand '{left_name}' cannot refine a duty action")
@@ -506,17 +584,25 @@ impl Parser {
                 format!("left operand '{left_name}' is only valid in a duty action's refinement")
             }));
         }
-        let op_name = self.iri(op.ok_or_else(|| at("missing operator".into()))?).map_err(at)?;
+        let op_name = self
+            .iri(op.ok_or_else(|| at("missing operator".into()))?)
+            .map_err(at)?;
         let op = match vocab::term(&op_name) {
             Term::Odrl(t) => Operator::from_term(t),
             _ => None,
         }
         .ok_or_else(|| at(format!("unknown operator '{op_name}'")))?;
         let right = match (right, reference) {
-            (Some(r), None) => self.right_operand(&left, r, datatype.as_deref()).map_err(at)?,
+            (Some(r), None) => self
+                .right_operand(&left, r, datatype.as_deref())
+                .map_err(at)?,
             (None, Some(r)) => RightOperand::Reference(self.iri(r).map_err(at)?),
             (None, None) => return Err(at("missing rightOperand".into())),
-            (Some(_), Some(_)) => return Err(at("rightOperand and rightOperandReference exclude each other".into())),
+            (Some(_), Some(_)) => {
+                return Err(at(
+                    "rightOperand and rightOperandReference exclude each other".into(),
+                ));
+            }
         };
         Ok(Constraint::Atomic(Atomic {
             label,
@@ -527,13 +613,23 @@ impl Parser {
         }))
     }
 
-    fn right_operand(&self, left: &LeftOperand, v: &Value, datatype: Option<&str>) -> Res<RightOperand> {
+    fn right_operand(
+        &self,
+        left: &LeftOperand,
+        v: &Value,
+        datatype: Option<&str>,
+    ) -> Res<RightOperand> {
         match v {
             Value::Array(items) => {
-                let list: Res<Vec<_>> = items.iter().map(|i| self.right_operand(left, i, datatype)).collect();
+                let list: Res<Vec<_>> = items
+                    .iter()
+                    .map(|i| self.right_operand(left, i, datatype))
+                    .collect();
                 Ok(RightOperand::List(list?))
             }
-            Value::Object(m) if m.contains_key("@list") => self.right_operand(left, &m["@list"], datatype),
+            Value::Object(m) if m.contains_key("@list") => {
+                self.right_operand(left, &m["@list"], datatype)
+            }
             Value::Object(m) if m.contains_key("@id") => {
                 if m.len() != 1 {
                     return Err(format!("unexpected properties beside @id in {v}"));
@@ -545,26 +641,35 @@ impl Parser {
                     Some(t) => Some(self.iri(t)?),
                     None => None,
                 };
-                if m.keys().any(|k| !matches!(k.as_str(), "@value" | "@type" | "@language")) {
+                if m.keys()
+                    .any(|k| !matches!(k.as_str(), "@value" | "@type" | "@language"))
+                {
                     return Err(format!("unexpected properties in value object {v}"));
                 }
                 self.literal(left, &m["@value"], ty.as_deref().or(datatype))
             }
-            Value::Object(_) => Err(format!("a right operand object needs @value, @id or @list: {v}")),
+            Value::Object(_) => Err(format!(
+                "a right operand object needs @value, @id or @list: {v}"
+            )),
             _ => self.literal(left, v, datatype),
         }
     }
 
     /// Types a literal for its left operand; the datatype, when given, must fit the operand.
     fn literal(&self, left: &LeftOperand, v: &Value, datatype: Option<&str>) -> Res<RightOperand> {
-        let xsd = datatype.map(|t| t.strip_prefix("http://www.w3.org/2001/XMLSchema#").unwrap_or(t));
+        let xsd = datatype.map(|t| {
+            t.strip_prefix("http://www.w3.org/2001/XMLSchema#")
+                .unwrap_or(t)
+        });
         let text = || match v {
             Value::String(s) => Ok(s.as_str()),
             _ => Err(format!("expected a string for {}, got {v}", left.name())),
         };
         match left {
             LeftOperand::DateTime => match xsd {
-                Some("dateTime" | "dateTimeStamp") => Ok(RightOperand::DateTime(parse_datetime(text()?)?)),
+                Some("dateTime" | "dateTimeStamp") => {
+                    Ok(RightOperand::DateTime(parse_datetime(text()?)?))
+                }
                 Some("date") => parse_date(text()?).map(|(a, b)| RightOperand::Date(a, b)),
                 None => {
                     let s = text()?;
@@ -574,10 +679,14 @@ impl Parser {
                         parse_date(s).map(|(a, b)| RightOperand::Date(a, b))
                     }
                 }
-                Some(t) => Err(format!("dateTime compares with xsd:dateTime or xsd:date, not {t}")),
+                Some(t) => Err(format!(
+                    "dateTime compares with xsd:dateTime or xsd:date, not {t}"
+                )),
             },
             LeftOperand::ElapsedTime => match xsd {
-                None | Some("duration" | "dayTimeDuration") => Ok(RightOperand::Duration(XsdDuration::parse(text()?)?)),
+                None | Some("duration" | "dayTimeDuration") => {
+                    Ok(RightOperand::Duration(XsdDuration::parse(text()?)?))
+                }
                 Some(t) => Err(format!("elapsedTime compares with xsd:duration, not {t}")),
             },
             LeftOperand::Count | LeftOperand::DayOfWeek | LeftOperand::HourOfDay => {
@@ -608,7 +717,10 @@ impl Parser {
                 if let Some(t) = xsd
                     && !matches!(t, "string" | "anyURI" | "token" | "normalizedString")
                 {
-                    return Err(format!("{} compares with strings or IRIs, not {t}", left.name()));
+                    return Err(format!(
+                        "{} compares with strings or IRIs, not {t}",
+                        left.name()
+                    ));
                 }
                 let s = text()?;
                 Ok(RightOperand::Text(match left {
@@ -627,11 +739,19 @@ impl Parser {
 }
 
 fn uid_suffix(label: &str, path: &str) -> String {
-    if label == path { String::new() } else { format!(" ({label})") }
+    if label == path {
+        String::new()
+    } else {
+        format!(" ({label})")
+    }
 }
 
 fn rule_name(position: &str, value: &Value) -> String {
-    match value.get("uid").or_else(|| value.get("@id")).and_then(Value::as_str) {
+    match value
+        .get("uid")
+        .or_else(|| value.get("@id"))
+        .and_then(Value::as_str)
+    {
         Some(uid) => format!("{position} ({uid})"),
         None => position.to_owned(),
     }
@@ -651,7 +771,9 @@ fn policy_kind(v: &Value) -> Res<PolicyKind> {
         Term::Odrl("Set" | "Policy") => Ok(PolicyKind::Set),
         Term::Odrl("Offer") => Ok(PolicyKind::Offer),
         Term::Odrl("Agreement") => Ok(PolicyKind::Agreement),
-        _ => Err(format!("unknown policy @type '{t}' (Set, Offer or Agreement)")),
+        _ => Err(format!(
+            "unknown policy @type '{t}' (Set, Offer or Agreement)"
+        )),
     }
 }
 
@@ -660,7 +782,9 @@ fn conflict_strategy(s: &str) -> Res<ConflictStrategy> {
         Term::Odrl("perm") => Ok(ConflictStrategy::Perm),
         Term::Odrl("prohibit") => Ok(ConflictStrategy::Prohibit),
         Term::Odrl("invalid") => Ok(ConflictStrategy::Invalid),
-        _ => Err(format!("unknown conflict strategy '{s}' (perm, prohibit or invalid)")),
+        _ => Err(format!(
+            "unknown conflict strategy '{s}' (perm, prohibit or invalid)"
+        )),
     }
 }
 
@@ -699,10 +823,16 @@ fn check_duty_action(action: &ActionRef) -> Res<()> {
         match r {
             Constraint::Atomic(a) if allowed.contains(&a.left) => {}
             Constraint::Atomic(a) => {
-                return Err(format!("{}: '{}' is not a parameter of {name}", a.label, a.left.name()));
+                return Err(format!(
+                    "{}: '{}' is not a parameter of {name}",
+                    a.label,
+                    a.left.name()
+                ));
             }
             Constraint::Logical { label, .. } => {
-                return Err(format!("{label}: duty parameters are plain constraints, not logical ones"));
+                return Err(format!(
+                    "{label}: duty parameters are plain constraints, not logical ones"
+                ));
             }
         }
     }

@@ -122,10 +122,18 @@ impl PolicyStore {
             })
             .collect();
         policies.sort_by(|a, b| a.id.cmp(&b.id));
-        let problems = self.inner.problems.lock().unwrap_or_else(PoisonError::into_inner);
+        let problems = self
+            .inner
+            .problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         StoreStatus {
             policies,
-            errors: problems.failing.values().flat_map(|(_, lines)| lines.clone()).collect(),
+            errors: problems
+                .failing
+                .values()
+                .flat_map(|(_, lines)| lines.clone())
+                .collect(),
             reload_failures: problems.reload_failures,
         }
     }
@@ -177,8 +185,13 @@ fn is_relevant(event: &notify::Result<notify::Event>) -> bool {
     match event {
         Err(_) => true,
         Ok(e) => {
-            !matches!(e.kind, EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)))
-                && e.paths.iter().any(|p| p.extension().is_some_and(|x| x == "json"))
+            !matches!(
+                e.kind,
+                EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_))
+            ) && e
+                .paths
+                .iter()
+                .any(|p| p.extension().is_some_and(|x| x == "json"))
         }
     }
 }
@@ -197,7 +210,11 @@ impl Inner {
                 return;
             }
         };
-        let current = self.policies.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let current = self
+            .policies
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let mut next = HashMap::new();
         let mut problems = self.problems.lock().unwrap_or_else(PoisonError::into_inner);
         problems.failing.remove("");
@@ -234,7 +251,10 @@ impl Inner {
         }
         let names: Vec<&String> = files.iter().map(|(_, f, _)| f).collect();
         problems.failing.retain(|file, _| names.contains(&file));
-        *self.policies.write().unwrap_or_else(PoisonError::into_inner) = next;
+        *self
+            .policies
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = next;
     }
 }
 
@@ -267,8 +287,8 @@ fn read_folder(dir: &Path) -> Result<Vec<(String, String, Vec<u8>)>, StoreError>
 }
 
 fn compile(id: &str, file: &str, bytes: &[u8]) -> Result<CompiledPolicy, Vec<String>> {
-    let mut policy =
-        CompiledPolicy::from_bytes(file, bytes).map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let mut policy = CompiledPolicy::from_bytes(file, bytes)
+        .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     policy.set_id(id);
     Ok(policy)
 }

@@ -70,7 +70,8 @@ pub(crate) fn parse_date(s: &str) -> Result<(Nanos, Nanos), String> {
         }
     };
     let midnight: NaiveDateTime = date.and_hms_opt(0, 0, 0).ok_or_else(bad)?;
-    let start = i128::from(midnight.and_utc().timestamp() - i64::from(offset_seconds)) * NANOS_PER_SECOND;
+    let start =
+        i128::from(midnight.and_utc().timestamp() - i64::from(offset_seconds)) * NANOS_PER_SECOND;
     Ok((start, start + 86_400 * NANOS_PER_SECOND))
 }
 
@@ -111,8 +112,16 @@ impl XsdDuration {
         if let Some(time) = time {
             for (number, unit) in components(time).ok_or_else(bad)? {
                 match unit {
-                    'H' => nanos += i128::from(number.parse::<i64>().map_err(|_| bad())?) * 3600 * NANOS_PER_SECOND,
-                    'M' => nanos += i128::from(number.parse::<i64>().map_err(|_| bad())?) * 60 * NANOS_PER_SECOND,
+                    'H' => {
+                        nanos += i128::from(number.parse::<i64>().map_err(|_| bad())?)
+                            * 3600
+                            * NANOS_PER_SECOND
+                    }
+                    'M' => {
+                        nanos += i128::from(number.parse::<i64>().map_err(|_| bad())?)
+                            * 60
+                            * NANOS_PER_SECOND
+                    }
                     'S' => nanos += parse_seconds(number).ok_or_else(bad)?,
                     _ => return Err(bad()),
                 }
@@ -190,7 +199,10 @@ impl IntervalSet {
     /// Combines sets by a predicate over "how many of them contain the instant" (and: all, or: at least
     /// one, xone: exactly one), sweeping once over all boundaries.
     pub fn combine(sets: &[&IntervalSet], keep: impl Fn(usize) -> bool) -> IntervalSet {
-        let mut events: Vec<Nanos> = sets.iter().flat_map(|s| s.boundaries.iter().copied()).collect();
+        let mut events: Vec<Nanos> = sets
+            .iter()
+            .flat_map(|s| s.boundaries.iter().copied())
+            .collect();
         events.sort_unstable();
         events.dedup();
         let mut boundaries = Vec::new();
@@ -220,9 +232,18 @@ mod tests {
 
     #[test]
     fn durations_parse_to_exact_nanos_and_months() {
-        assert_eq!(XsdDuration::parse("P1D").map(|d| d.nanos), Ok(86_400 * NANOS_PER_SECOND));
-        assert_eq!(XsdDuration::parse("PT1H30M").map(|d| d.nanos), Ok(5_400 * NANOS_PER_SECOND));
-        assert_eq!(XsdDuration::parse("PT0.5S").map(|d| d.nanos), Ok(NANOS_PER_SECOND / 2));
+        assert_eq!(
+            XsdDuration::parse("P1D").map(|d| d.nanos),
+            Ok(86_400 * NANOS_PER_SECOND)
+        );
+        assert_eq!(
+            XsdDuration::parse("PT1H30M").map(|d| d.nanos),
+            Ok(5_400 * NANOS_PER_SECOND)
+        );
+        assert_eq!(
+            XsdDuration::parse("PT0.5S").map(|d| d.nanos),
+            Ok(NANOS_PER_SECOND / 2)
+        );
         assert_eq!(XsdDuration::parse("P1Y2M").map(|d| d.months), Ok(14));
         assert!(XsdDuration::parse("P").is_err());
         assert!(XsdDuration::parse("PT").is_err());

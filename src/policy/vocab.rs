@@ -39,7 +39,10 @@ pub(crate) enum Term<'a> {
 pub(crate) fn term(s: &str) -> Term<'_> {
     if let Some(rest) = s.strip_prefix(ODRL_NS).or_else(|| s.strip_prefix("odrl:")) {
         Term::Odrl(rest)
-    } else if let Some(rest) = s.strip_prefix(SLUIS_NS).or_else(|| s.strip_prefix("sluis:")) {
+    } else if let Some(rest) = s
+        .strip_prefix(SLUIS_NS)
+        .or_else(|| s.strip_prefix("sluis:"))
+    {
         Term::Sluis(rest)
     } else if s.contains(':') {
         Term::Other(s)
@@ -128,7 +131,9 @@ static TABLE: LazyLock<ActionTable> = LazyLock::new(|| {
             // The table is a tree (checked by the unit test), so this walk ends at a root.
             while let Some(c) = current {
                 mask |= 1 << c;
-                current = ACTIONS[c].1.and_then(|p| by_name.get(p).map(|&id| id as usize));
+                current = ACTIONS[c]
+                    .1
+                    .and_then(|p| by_name.get(p).map(|&id| id as usize));
             }
             mask
         })
@@ -194,11 +199,16 @@ mod tests {
     fn every_parent_is_in_the_table_and_use_covers_read_not_sell() {
         for (name, parent) in ACTIONS {
             if let Some(p) = parent {
-                assert!(TABLE.by_name.contains_key(p), "{name} has unknown parent {p}");
+                assert!(
+                    TABLE.by_name.contains_key(p),
+                    "{name} has unknown parent {p}"
+                );
             }
         }
         let read = action_id("read").map(ancestors).unwrap_or(0);
-        let sell = action_id("http://www.w3.org/ns/odrl/2/sell").map(ancestors).unwrap_or(0);
+        let sell = action_id("http://www.w3.org/ns/odrl/2/sell")
+            .map(ancestors)
+            .unwrap_or(0);
         let use_bit = action_id("odrl:use").map(|u| 1u64 << u).unwrap_or(0);
         assert_ne!(read & use_bit, 0);
         assert_eq!(sell & use_bit, 0);

@@ -6,10 +6,13 @@ mod auth_support;
 mod helpers;
 
 mod audit_log;
+mod catalog;
+mod ckan_stub;
 mod cli;
 mod credentials;
 mod fail_closed;
 mod open_products;
+mod restricted;
 mod shutdown;
 mod streaming;
 mod upstream;

@@ -1,0 +1,131 @@
+//! The policy enforcement point on the data path: builds the AuthZEN-shaped request from the
+//! consumer, the product and the request context, asks the product's compiled policy, and turns
+//! the decision into reasons for the audit record and obligations for the response.
+
+use actix_web::HttpRequest;
+
+use crate::catalog::Product;
+use crate::consumer::Consumer;
+use crate::error::ApiError;
+use crate::policy::{CompiledPolicy, Context, Decision, Entity, Obligation, Request, RequestTime};
+
+/// The request header in which a consumer declares the purpose of its request.
+pub const PURPOSE_HEADER: &str = "sluis-purpose";
+
+/// The IRI by which policies name a product (`target`).
+pub fn product_iri(id: &str) -> String {
+    format!("urn:sluis:product:{id}")
+}
+
+/// The purpose IRI declared in `Sluis-Purpose`, if any (and if it is readable).
+pub fn declared_purpose(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(PURPOSE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+}
+
+/// Evaluates `policy` for `consumer` reading `product` now.
+pub fn decide(
+    policy: &CompiledPolicy,
+    consumer: &Consumer,
+    product: &Product,
+    purpose: Option<&str>,
+) -> Decision {
+    let target = product_iri(product.id.as_str());
+    let now = chrono::Local::now().fixed_offset();
+    let request = Request {
+        subject: Entity {
+            id: consumer.party_id.as_str(),
+            part_of: consumer.groups.iter().map(String::as_str).collect(),
+            properties: Vec::new(),
+        },
+        action: "read",
+        resource: Entity {
+            id: &target,
+            part_of: Vec::new(),
+            properties: Vec::new(),
+        },
+        context: Context {
+            time: Some(RequestTime::from_datetime(&now)),
+            purpose,
+            ..Default::default()
+        },
+    };
+    policy.evaluate(&request)
+}
+
+/// The reasons of a denial, one line each, for the problem body and the audit record.
+pub fn denial_reasons(decision: &Decision) -> Vec<String> {
+    let Some(denial) = &decision.denial else {
+        return vec!["denied".into()];
+    };
+    let mut out = vec![denial.reason.as_str().to_string()];
+    out.extend(denial.findings.iter().map(|f| match &f.constraint {
+        Some(c) => format!("{} {} ({c}): {}", f.kind, f.rule, f.message),
+        None => format!("{} {}: {}", f.kind, f.rule, f.message),
+    }));
+    out
+}
+
+/// What a permitted request must carry: response headers for attribution. Any obligation the
+/// enforcement point cannot fulfil refuses the request — data is never served without it.
+pub struct Fulfilment {
+    pub headers: Vec<(&'static str, String)>,
+    pub reasons: Vec<String>,
+}
+
+pub fn fulfil(decision: &Decision) -> Result<Fulfilment, ApiError> {
+    let mut f = Fulfilment {
+        headers: Vec::new(),
+        reasons: decision
+            .permitted_by
+            .iter()
+            .map(|r| format!("permitted_by {r}"))
+            .collect(),
+    };
+    for o in &decision.obligations {
+        match o {
+            Obligation::Attribution {
+                duty,
+                license,
+                text,
+            } => {
+                if let Some(l) = license {
+                    f.headers
+                        .push(("link", format!("<{}>; rel=\"license\"", header_safe(l))));
+                }
+                if let Some(t) = text {
+                    f.headers.push(("sluis-attribution", header_safe(t)));
+                }
+                f.reasons.push(format!("obligation {duty}: attribution"));
+            }
+            other => {
+                let kind = other.to_json()["type"]
+                    .as_str()
+                    .unwrap_or("unknown")
+                    .to_string();
+                return Err(ApiError::PolicyDenied {
+                    reasons: vec![format!(
+                        "obligation {kind} cannot be fulfilled for this product"
+                    )],
+                });
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// Percent-encodes what a header value may not carry (controls, non-ASCII), keeping it readable.
+fn header_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
