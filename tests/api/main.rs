@@ -15,4 +15,5 @@ mod open_products;
 mod restricted;
 mod shutdown;
 mod streaming;
+mod tls;
 mod upstream;

@@ -1,6 +1,6 @@
 """Prints an iSHARE client assertion made by python-ishare's create_jwt, unchanged.
 
-Used by tests/auth_python.rs to check that Sluis accepts what the reference Python client sends.
+Used by tests/api/tls.rs to check that Sluis accepts what the reference Python client sends.
 Usage: make_assertion.py KEY_PEM CLIENT_ID AUDIENCE CERT_PEM [CERT_PEM...]   (chain leaf first)
 """
 
