@@ -7,7 +7,9 @@ use actix_web::HttpRequest;
 use crate::catalog::Product;
 use crate::consumer::Consumer;
 use crate::error::ApiError;
-use crate::policy::{CompiledPolicy, Context, Decision, Entity, Obligation, Request, RequestTime};
+use crate::policy::{
+    CompiledPolicy, Context, Decision, Entity, Obligation, Request, RequestTime, XsdDuration,
+};
 
 /// The request header in which a consumer declares the purpose of its request.
 pub const PURPOSE_HEADER: &str = "sluis-purpose";
@@ -26,15 +28,17 @@ pub fn declared_purpose(req: &HttpRequest) -> Option<&str> {
         .filter(|p| !p.is_empty())
 }
 
-/// Evaluates `policy` for `consumer` reading `product` now.
+/// Evaluates `policy` for `consumer` reading `product` at `now`, with the consumer's earlier uses
+/// per counting window.
 pub fn decide(
     policy: &CompiledPolicy,
     consumer: &Consumer,
     product: &Product,
     purpose: Option<&str>,
+    counts: &[(&str, u64)],
+    now: chrono::DateTime<chrono::FixedOffset>,
 ) -> Decision {
     let target = product_iri(product.id.as_str());
-    let now = chrono::Local::now().fixed_offset();
     let request = Request {
         subject: Entity {
             id: consumer.party_id.as_str(),
@@ -50,10 +54,34 @@ pub fn decide(
         context: Context {
             time: Some(RequestTime::from_datetime(&now)),
             purpose,
+            counts: counts.to_vec(),
             ..Default::default()
         },
     };
     policy.evaluate(&request)
+}
+
+/// The start of the counting window that contains `now`: fixed windows of the period's length
+/// aligned to the Unix epoch (`P1D`: UTC days), calendar months for month periods, and one
+/// window for all time (`total`). `None` for a period that mixes months and days (no fixed grid).
+pub fn window_start(
+    period: Option<&XsdDuration>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<i64> {
+    use chrono::Datelike;
+    let Some(p) = period else { return Some(0) };
+    match (p.months, p.nanos) {
+        (m, 0) if m > 0 => {
+            let month = i64::from(now.year()) * 12 + i64::from(now.month0());
+            Some(month - month.rem_euclid(m))
+        }
+        (0, n) if n >= 1_000_000_000 => {
+            let secs = i64::try_from(n / 1_000_000_000).ok()?;
+            let t = now.timestamp();
+            Some(t - t.rem_euclid(secs))
+        }
+        _ => None,
+    }
 }
 
 /// The reasons of a denial, one line each, for the problem body and the audit record.

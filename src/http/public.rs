@@ -16,6 +16,7 @@ use crate::audit::Decision;
 use crate::catalog::{Access, Product};
 use crate::consumer::{Consumer, ConsumerStatus};
 use crate::error::ApiError;
+use crate::store::usage;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -101,13 +102,67 @@ async fn check_restricted(
         })?;
     facts.policy_id = Some(policy.id().to_string());
     facts.policy_version = Some(policy.version().to_string());
-    let decision = enforce::decide(&policy, &consumer, product, facts.purpose.as_deref());
-    if !decision.allowed {
-        return Err(ApiError::PolicyDenied {
-            reasons: enforce::denial_reasons(&decision),
-        });
+
+    // Usage counts: reserve this use in every window the policy counts in, atomically in the
+    // shared database, and give the reservations back if the request is not served.
+    let now = chrono::Utc::now();
+    let target = enforce::product_iri(product.id.as_str());
+    let party = consumer.party_id.as_str();
+    let mut reserved = Vec::new();
+    let mut counts = Vec::new();
+    for w in &policy.needs().counters {
+        let Some(window_start) = enforce::window_start(w.period.as_ref(), now) else {
+            release_all(state, &reserved).await;
+            return Err(ApiError::PolicyDenied {
+                reasons: vec![format!("count window `{}` mixes months and days", w.key)],
+            });
+        };
+        let key = usage::CounterKey {
+            party_id: party,
+            target: &target,
+            window_key: &w.key,
+            window_start,
+        };
+        match usage::reserve(&state.db, &key).await {
+            Ok(earlier) => {
+                counts.push((w.key.as_str(), earlier));
+                reserved.push(key);
+            }
+            Err(e) => {
+                release_all(state, &reserved).await;
+                return Err(e.into());
+            }
+        }
     }
-    enforce::fulfil(&decision)
+    let local = now.with_timezone(&chrono::Local).fixed_offset();
+    let decision = enforce::decide(
+        &policy,
+        &consumer,
+        product,
+        facts.purpose.as_deref(),
+        &counts,
+        local,
+    );
+    let outcome = if decision.allowed {
+        enforce::fulfil(&decision)
+    } else {
+        Err(ApiError::PolicyDenied {
+            reasons: enforce::denial_reasons(&decision),
+        })
+    };
+    if outcome.is_err() {
+        release_all(state, &reserved).await;
+    }
+    outcome
+}
+
+async fn release_all(state: &AppState, reserved: &[usage::CounterKey<'_>]) {
+    for k in reserved {
+        if let Err(e) = usage::release(&state.db, k).await {
+            // The use stays counted: the consumer may be refused one request early, never late.
+            tracing::warn!(error = %e, "usage reservation not released");
+        }
+    }
 }
 
 /// The consumer behind a valid bearer access token, checked on every request: signature, expiry,

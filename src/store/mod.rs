@@ -4,6 +4,7 @@
 
 pub mod consumers;
 pub mod replay;
+pub mod usage;
 
 use std::str::FromStr;
 use std::time::Duration;

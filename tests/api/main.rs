@@ -17,3 +17,4 @@ mod shutdown;
 mod streaming;
 mod tls;
 mod upstream;
+mod usage;
