@@ -17,6 +17,7 @@ use crate::consumer::Registry;
 use crate::http;
 use crate::policy::PolicyStore;
 use crate::store::Db;
+use crate::telemetry::Telemetry;
 
 /// Shared by every request on both listeners.
 pub struct AppState {
@@ -33,6 +34,8 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// The usage policies of restricted products, hot-reloaded from the policies folder.
     pub policies: Option<Arc<PolicyStore>>,
+    /// Request spans (OpenTelemetry) and Prometheus metrics.
+    pub telemetry: Arc<Telemetry>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,8 @@ pub enum StartError {
     Tls(#[from] http::tls::TlsError),
     #[error("{0}")]
     Policies(String),
+    #[error("{0}")]
+    Telemetry(String),
 }
 
 pub struct Application {
@@ -88,6 +93,16 @@ impl StopHandle {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let telemetry =
+            Telemetry::from_settings(&settings.telemetry).map_err(StartError::Telemetry)?;
+        Self::build_with_telemetry(settings, telemetry).await
+    }
+
+    /// As [`Application::build`], with a given telemetry pipeline (tests pass an in-memory one).
+    pub async fn build_with_telemetry(
+        settings: Settings,
+        telemetry: Telemetry,
+    ) -> Result<Self, StartError> {
         install_crypto_provider();
         let our_party = PartyId::parse(&settings.connector.party_id)
             .map_err(|e| StartError::PartyId(e.to_string()))?;
@@ -127,12 +142,16 @@ impl Application {
         let policies = load_policies(&settings, &products)?;
         let catalog = Arc::new(Catalog::new(products));
 
-        let (auditor, auditor_handle) = Auditor::start(
-            db.clone(),
-            settings.audit.queue_capacity,
-            settings.audit.max_batch,
-        )
-        .await?;
+        // Audit checkpoints are signed with the same connector key as access tokens.
+        let checkpoint_signer =
+            crate::audit::CheckpointSigner::from_pem_file(&settings.auth.signing_key).map_err(
+                |e| StartError::SigningKey {
+                    path: settings.auth.signing_key.display().to_string(),
+                    why: e.to_string(),
+                },
+            )?;
+        let (auditor, auditor_handle) =
+            Auditor::start(db.clone(), &settings.audit, checkpoint_signer).await?;
 
         let public_listener = bind(&settings.server.public_listen)?;
         let admin_listener = bind(&settings.server.admin_listen)?;
@@ -168,6 +187,7 @@ impl Application {
         let harvest = harvester.status();
         let harvest_task = harvester.spawn();
         let state = web::Data::new(AppState {
+            telemetry: Arc::new(telemetry),
             admin_token: settings.admin.token.clone(),
             settings: settings.clone(),
             db,
@@ -254,6 +274,7 @@ impl Application {
             task.abort();
         }
         self.auditor.shutdown().await;
+        self.state.telemetry.shutdown();
         self.state.db.close().await;
         public.and(admin)
     }
@@ -268,10 +289,8 @@ fn load_signing_key(
         path: path.display().to_string(),
         why,
     };
-    if settings.auth.create_missing_key {
-        if ensure_connector_key(path).map_err(|e| fail(e.to_string()))? {
-            tracing::warn!(path = %path.display(), "created a development signing key (auth.create_missing_key)");
-        }
+    if settings.auth.create_missing_key && ensure_connector_key(path).map_err(|e| fail(e.to_string()))? {
+        tracing::warn!(path = %path.display(), "created a development signing key (auth.create_missing_key)");
     }
     let pem = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
     AccessTokenIssuer::new(

@@ -41,6 +41,8 @@ pub struct Settings {
     #[serde(default)]
     pub catalog: CatalogSettings,
     #[serde(default)]
+    pub telemetry: crate::telemetry::TelemetrySettings,
+    #[serde(default)]
     pub products: Vec<ProductSettings>,
 }
 
@@ -176,6 +178,11 @@ pub struct AuditSettings {
     pub queue_capacity: usize,
     /// Most records committed in one transaction.
     pub max_batch: usize,
+    /// A signed checkpoint at least every this many records...
+    pub checkpoint_records: u64,
+    /// ...and every this many milliseconds while records wait for one. Records after a
+    /// chain's last checkpoint could be cut off unseen if the server crashed: this bounds that.
+    pub checkpoint_interval_ms: u64,
 }
 
 impl Default for AuditSettings {
@@ -183,6 +190,8 @@ impl Default for AuditSettings {
         Self {
             queue_capacity: 8192,
             max_batch: 512,
+            checkpoint_records: 10_000,
+            checkpoint_interval_ms: 10_000,
         }
     }
 }
@@ -215,6 +224,9 @@ pub struct ProductSettings {
     pub title: Option<String>,
     pub description: Option<String>,
     pub source: SourceSettings,
+    /// Logboek Dataverwerkingen: the processing activity (URI in the register) this product's
+    /// requests belong to; carried on every span as `dpl.core.processing_activity_id`.
+    pub processing_activity_id: Option<String>,
     /// DCAT-AP-NL dataset metadata for the catalog.
     #[serde(default)]
     pub dcat: DatasetMetadata,
@@ -274,6 +286,7 @@ impl Settings {
             audit: Default::default(),
             upstream: Default::default(),
             catalog: Default::default(),
+            telemetry: Default::default(),
             products: Vec::new(),
         }
     }
@@ -294,6 +307,7 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         parse_addr("server.public_listen", &self.server.public_listen)?;
+        self.catalog.validate().map_err(|(key, why)| bad(key, why))?;
         let admin = parse_addr("server.admin_listen", &self.server.admin_listen)?;
         let token_len = self.admin.token.as_ref().map_or(0, |t| t.chars().count());
         if !admin.ip().is_loopback() && token_len < MIN_ADMIN_TOKEN_LEN {
@@ -336,6 +350,12 @@ impl Settings {
         if self.audit.queue_capacity == 0 || self.audit.max_batch == 0 {
             return Err(bad(
                 "audit.queue_capacity/audit.max_batch",
+                "must be at least 1",
+            ));
+        }
+        if self.audit.checkpoint_records == 0 || self.audit.checkpoint_interval_ms == 0 {
+            return Err(bad(
+                "audit.checkpoint_records/audit.checkpoint_interval_ms",
                 "must be at least 1",
             ));
         }

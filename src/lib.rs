@@ -12,3 +12,4 @@ pub mod http;
 pub mod policy;
 pub mod source;
 pub mod store;
+pub mod telemetry;

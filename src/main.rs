@@ -40,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// The audit log: verify its chains and checkpoints, prune old records.
+    Audit {
+        #[command(subcommand)]
+        command: sluis::audit::cli::AuditCommand,
+    },
     /// Certificates and keys.
     Certs {
         #[command(subcommand)]
@@ -116,6 +121,11 @@ fn main() -> ExitCode {
                 }
             };
             return ExitCode::from(u8::try_from(code).unwrap_or(2));
+        }
+        Command::Audit { command } => {
+            let code =
+                actix_web::rt::System::new().block_on(sluis::audit::cli::run(command));
+            return ExitCode::from(code);
         }
         Command::Certs {
             command:

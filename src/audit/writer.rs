@@ -1,19 +1,48 @@
 //! Group commit: requests enqueue their entry and wait; one task takes whatever queued while the
 //! previous commit ran, chains it, and writes it in one transaction. No fixed batching window: the
-//! next batch starts as soon as the last commit returns.
+//! next batch starts as soon as the last commit returns. Every `checkpoint_records` records or
+//! `checkpoint_interval` (whichever comes first) the batch carries a signed checkpoint of its
+//! last record, in the same transaction; a clean shutdown closes the chain with one more.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use sqlx::QueryBuilder;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::checkpoint::{Checkpoint, CheckpointKind, CheckpointSigner, CheckpointStatement};
 use super::record::{AuditEntry, AuditRecord, GENESIS_HASH};
 use super::{AuditError, now_us};
+use crate::config::AuditSettings;
 use crate::store::{Db, StoreError};
 
 /// Rows per INSERT statement: 19 binds each stays below SQLite's 32766-variable limit.
 const ROWS_PER_STATEMENT: usize = 256;
+
+/// Upper bounds (inclusive) of the batch-size buckets in [`AuditStats`]; the last is open.
+pub const BATCH_SIZE_BOUNDS: [u64; 7] = [1, 4, 16, 64, 256, 1024, u64::MAX];
+
+pub(super) const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoints \
+    (chain_id, seq, kind, hash, time_us, statement) VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Executes INSERT_CHECKPOINT for a `&Checkpoint` on an executor.
+macro_rules! insert_checkpoint {
+    ($executor:expr, $cp:expr) => {{
+        let cp: &Checkpoint = $cp;
+        sqlx::query(INSERT_CHECKPOINT)
+            .bind(&cp.statement.chain)
+            .bind(cp.statement.seq)
+            .bind(cp.statement.kind.as_str())
+            .bind(&cp.statement.hash)
+            .bind(cp.statement.time_us)
+            .bind(&cp.jws)
+            .execute($executor)
+            .await?;
+    }};
+}
 
 struct Pending {
     entry: AuditEntry,
@@ -25,6 +54,7 @@ struct Pending {
 pub struct Auditor {
     queue: mpsc::Sender<Pending>,
     chain_id: Arc<str>,
+    counters: Arc<Counters>,
 }
 
 /// Owned by the process that started the writer: stops it after the servers have drained.
@@ -33,41 +63,95 @@ pub struct AuditorHandle {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// What the writer has done since it started, for metrics. Counts only go up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditStats {
+    pub batches_committed: u64,
+    pub records_committed: u64,
+    /// Batches whose transaction failed; their requests were refused (503), nothing served.
+    pub batches_failed: u64,
+    pub records_failed: u64,
+    pub checkpoints_written: u64,
+    /// Committed batches by size: `(upper bound, count)` per bucket of [`BATCH_SIZE_BOUNDS`],
+    /// not cumulative (a Prometheus histogram sums them up).
+    pub batch_sizes: [(u64, u64); 7],
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    records: AtomicU64,
+    failed_batches: AtomicU64,
+    failed_records: AtomicU64,
+    checkpoints: AtomicU64,
+    sizes: [AtomicU64; 7],
+}
+
+impl Counters {
+    fn committed(&self, records: usize) {
+        let n = records as u64;
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.records.fetch_add(n, Ordering::Relaxed);
+        let bucket = BATCH_SIZE_BOUNDS
+            .iter()
+            .position(|&b| n <= b)
+            .unwrap_or(BATCH_SIZE_BOUNDS.len() - 1);
+        self.sizes[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 impl Auditor {
-    /// Opens a new chain for this writer and starts the writer task.
+    /// Opens a new chain for this writer, with its signed genesis checkpoint, and starts the
+    /// writer task.
     pub async fn start(
         db: Db,
-        queue_capacity: usize,
-        max_batch: usize,
+        settings: &AuditSettings,
+        signer: CheckpointSigner,
     ) -> Result<(Self, AuditorHandle), StoreError> {
         let chain_id = Uuid::now_v7().to_string();
         let writer = hostname();
+        let now = now_us();
+        let genesis = signer
+            .sign(CheckpointStatement {
+                chain: chain_id.clone(),
+                seq: 0,
+                hash: GENESIS_HASH.to_string(),
+                time_us: now,
+                kind: CheckpointKind::Genesis,
+            })
+            .map_err(|e| StoreError::Corrupt(format!("audit checkpoint: {e}")))?;
         let sql = "INSERT INTO audit_chains (chain_id, writer, created_us) VALUES ($1, $2, $3)";
-        match &db {
-            Db::Sqlite(p) => {
+        macro_rules! open_chain {
+            ($pool:expr) => {{
+                let mut tx = $pool.begin().await?;
                 sqlx::query(sql)
                     .bind(&chain_id)
                     .bind(&writer)
-                    .bind(now_us())
-                    .execute(p)
+                    .bind(now)
+                    .execute(&mut *tx)
                     .await?;
-            }
-            Db::Postgres(p) => {
-                sqlx::query(sql)
-                    .bind(&chain_id)
-                    .bind(&writer)
-                    .bind(now_us())
-                    .execute(p)
-                    .await?;
-            }
+                insert_checkpoint!(&mut *tx, &genesis);
+                tx.commit().await?;
+            }};
         }
-        let (queue, rx) = mpsc::channel(queue_capacity);
+        match &db {
+            Db::Sqlite(p) => open_chain!(p),
+            Db::Postgres(p) => open_chain!(p),
+        }
+        let (queue, rx) = mpsc::channel(settings.queue_capacity);
         let (stop, stop_rx) = watch::channel(false);
+        let counters = Arc::new(Counters::default());
         let state = WriterState {
             db,
             chain_id: chain_id.clone(),
             head: Some((0, GENESIS_HASH.to_string())),
-            max_batch,
+            max_batch: settings.max_batch,
+            signer,
+            checkpoint_records: settings.checkpoint_records.max(1),
+            checkpoint_interval: Duration::from_millis(settings.checkpoint_interval_ms.max(1)),
+            unvouched: 0,
+            last_checkpoint: Instant::now(),
+            counters: counters.clone(),
         };
         let task = tokio::spawn(state.run(rx, stop_rx));
         tracing::info!(chain = %chain_id, "audit writer started");
@@ -75,6 +159,7 @@ impl Auditor {
             Self {
                 queue,
                 chain_id: chain_id.into(),
+                counters,
             },
             AuditorHandle { stop, task },
         ))
@@ -100,10 +185,29 @@ impl Auditor {
     pub fn queue_depth(&self) -> usize {
         self.queue.max_capacity() - self.queue.capacity()
     }
+
+    /// Batch and record counters, for metrics.
+    pub fn stats(&self) -> AuditStats {
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut batch_sizes = [(0, 0); 7];
+        for (i, slot) in batch_sizes.iter_mut().enumerate() {
+            *slot = (BATCH_SIZE_BOUNDS[i], load(&c.sizes[i]));
+        }
+        AuditStats {
+            batches_committed: load(&c.batches),
+            records_committed: load(&c.records),
+            batches_failed: load(&c.failed_batches),
+            records_failed: load(&c.failed_records),
+            checkpoints_written: load(&c.checkpoints),
+            batch_sizes,
+        }
+    }
 }
 
 impl AuditorHandle {
-    /// Refuses new entries, commits everything already queued, and ends the writer.
+    /// Refuses new entries, commits everything already queued, closes the chain with a signed
+    /// shutdown checkpoint, and ends the writer.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         if let Err(e) = self.task.await {
@@ -119,16 +223,28 @@ struct WriterState {
     /// when the database may or may not hold it, until it is read back.
     head: Option<(i64, String)>,
     max_batch: usize,
+    signer: CheckpointSigner,
+    checkpoint_records: u64,
+    checkpoint_interval: Duration,
+    /// Records committed since the last checkpoint.
+    unvouched: u64,
+    last_checkpoint: Instant,
+    counters: Arc<Counters>,
 }
 
 impl WriterState {
     async fn run(mut self, mut rx: mpsc::Receiver<Pending>, mut stop: watch::Receiver<bool>) {
-        let mut batch: Vec<Pending> = Vec::with_capacity(self.max_batch);
+        let mut entries: Vec<AuditEntry> = Vec::with_capacity(self.max_batch);
+        let mut waiting: Vec<oneshot::Sender<Result<(), AuditError>>> =
+            Vec::with_capacity(self.max_batch);
         let mut stopping = false;
         loop {
             let first = if stopping {
                 rx.recv().await
             } else {
+                // An idle writer still vouches for its tail once the interval has passed.
+                let due =
+                    (self.unvouched > 0).then(|| self.last_checkpoint + self.checkpoint_interval);
                 tokio::select! {
                     m = rx.recv() => m,
                     _ = stop.changed() => {
@@ -137,52 +253,133 @@ impl WriterState {
                         stopping = true;
                         continue;
                     }
+                    () = sleep_until(due) => {
+                        self.checkpoint_alone(CheckpointKind::Interval).await;
+                        continue;
+                    }
                 }
             };
             let Some(first) = first else { break };
-            batch.push(first);
-            while batch.len() < self.max_batch {
+            entries.push(first.entry);
+            waiting.push(first.done);
+            while entries.len() < self.max_batch {
                 match rx.try_recv() {
-                    Ok(p) => batch.push(p),
+                    Ok(p) => {
+                        entries.push(p.entry);
+                        waiting.push(p.done);
+                    }
                     Err(_) => break,
                 }
             }
-            let result = self.commit(&batch).await;
-            if let Err(e) = &result {
-                tracing::error!(error = %e, records = batch.len(), "audit batch not committed");
+            let n = entries.len();
+            let result = self.commit(&mut entries).await;
+            match &result {
+                Ok(()) => self.counters.committed(n),
+                Err(e) => {
+                    self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .failed_records
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    tracing::error!(error = %e, records = n, "audit batch not committed");
+                }
             }
-            for p in batch.drain(..) {
-                let _ = p.done.send(result.clone());
+            for done in waiting.drain(..) {
+                let _ = done.send(result.clone());
             }
         }
+        self.checkpoint_alone(CheckpointKind::Shutdown).await;
         tracing::info!(chain = %self.chain_id, "audit writer stopped");
     }
 
-    async fn commit(&mut self, batch: &[Pending]) -> Result<(), AuditError> {
+    /// Chains and commits the batch (emptying `entries`), with a checkpoint when one is due.
+    async fn commit(&mut self, entries: &mut Vec<AuditEntry>) -> Result<(), AuditError> {
         let head = match self.head.take() {
             Some(h) => h,
             None => self.read_head().await?,
         };
-        let mut records = Vec::with_capacity(batch.len());
+        let n = entries.len() as u64;
+        let mut records = Vec::with_capacity(entries.len());
         let (mut seq, mut prev) = head;
-        for p in batch {
+        for entry in entries.drain(..) {
             seq += 1;
-            let r = AuditRecord::chain(p.entry.clone(), &self.chain_id, seq, &prev);
+            let r = AuditRecord::chain(entry, &self.chain_id, seq, &prev);
             prev.clone_from(&r.hash);
             records.push(r);
         }
+        let due = self.unvouched + n >= self.checkpoint_records
+            || self.last_checkpoint.elapsed() >= self.checkpoint_interval;
+        let checkpoint = if due {
+            self.sign(seq, &prev, CheckpointKind::Batch)
+        } else {
+            None
+        };
         // No future-level timeout here: cancelling a statement mid-flight can leave a pooled
         // connection unusable. The database bounds the wait itself (SQLite busy_timeout,
         // PostgreSQL statement_timeout, the pool's acquire timeout).
-        match insert(&self.db, &records).await {
+        match insert(&self.db, &records, checkpoint.as_ref()).await {
             Ok(()) => {
                 self.head = Some((seq, prev));
+                if checkpoint.is_some() {
+                    self.vouched();
+                } else {
+                    self.unvouched += n;
+                }
                 Ok(())
             }
             // A failed COMMIT may still have landed: the head is read back from the database
             // before the next batch rather than assumed.
-            Err(e) => Err(AuditError::Unavailable(e.to_string())),
+            Err(e) => {
+                self.unvouched += n;
+                Err(AuditError::Unavailable(e.to_string()))
+            }
         }
+    }
+
+    /// A checkpoint of the current head in a transaction of its own (idle interval, shutdown).
+    async fn checkpoint_alone(&mut self, kind: CheckpointKind) {
+        // Whatever happens, the next attempt waits another interval rather than spinning.
+        self.last_checkpoint = Instant::now();
+        let head = match self.head.take() {
+            Some(h) => h,
+            None => match self.read_head().await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::error!(error = %e, kind = kind.as_str(), "audit checkpoint not written");
+                    return;
+                }
+            },
+        };
+        let checkpoint = self.sign(head.0, &head.1, kind);
+        self.head = Some(head);
+        let Some(checkpoint) = checkpoint else { return };
+        match insert(&self.db, &[], Some(&checkpoint)).await {
+            Ok(()) => self.vouched(),
+            Err(e) => {
+                tracing::error!(error = %e, kind = kind.as_str(), "audit checkpoint not written");
+            }
+        }
+    }
+
+    fn sign(&self, seq: i64, hash: &str, kind: CheckpointKind) -> Option<Checkpoint> {
+        let statement = CheckpointStatement {
+            chain: self.chain_id.clone(),
+            seq,
+            hash: hash.to_string(),
+            time_us: now_us(),
+            kind,
+        };
+        // A checkpoint that cannot be signed delays the proof, not the request: the records
+        // are still chained, and the next checkpoint covers them.
+        self.signer
+            .sign(statement)
+            .map_err(|e| tracing::error!(error = %e, "audit checkpoint not signed"))
+            .ok()
+    }
+
+    fn vouched(&mut self) {
+        self.unvouched = 0;
+        self.last_checkpoint = Instant::now();
+        self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
     }
 
     async fn read_head(&self) -> Result<(i64, String), AuditError> {
@@ -207,47 +404,69 @@ impl WriterState {
     }
 }
 
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
 const INSERT: &str = "INSERT INTO audit_records (transaction_id, chain_id, seq, time_us, party_id, \
     product, action, purpose, decision, reasons, policy_id, policy_version, status, method, path, \
     trace_id, span_id, prev_hash, hash) ";
 
 macro_rules! insert_in_transaction {
-    ($pool:expr, $db:ty, $records:expr) => {{
+    ($pool:expr, $db:ty, $records:expr, $checkpoint:expr) => {{
         let mut tx = $pool.begin().await?;
-        for chunk in $records.chunks(ROWS_PER_STATEMENT) {
+        let mut txids = Vec::with_capacity($records.len());
+        for r in $records {
+            txids.push(r.entry.transaction_id.hyphenated().to_string());
+        }
+        for (chunk, ids) in $records
+            .chunks(ROWS_PER_STATEMENT)
+            .zip(txids.chunks(ROWS_PER_STATEMENT))
+        {
             let mut q = QueryBuilder::<$db>::new(INSERT);
-            q.push_values(chunk, |mut b, r| {
+            // Borrowed binds: no per-field copies of the record's strings.
+            q.push_values(chunk.iter().zip(ids), |mut b, (r, id)| {
                 let e = &r.entry;
-                b.push_bind(e.transaction_id.to_string())
-                    .push_bind(r.chain.clone())
+                b.push_bind(id.as_str())
+                    .push_bind(r.chain.as_str())
                     .push_bind(r.seq)
                     .push_bind(e.time_us)
-                    .push_bind(e.party_id.clone())
-                    .push_bind(e.product.clone())
-                    .push_bind(e.action.clone())
-                    .push_bind(e.purpose.clone())
+                    .push_bind(e.party_id.as_deref())
+                    .push_bind(e.product.as_deref())
+                    .push_bind(e.action.as_str())
+                    .push_bind(e.purpose.as_deref())
                     .push_bind(e.decision.as_str())
                     .push_bind(r.reasons_json())
-                    .push_bind(e.policy_id.clone())
-                    .push_bind(e.policy_version.clone())
+                    .push_bind(e.policy_id.as_deref())
+                    .push_bind(e.policy_version.as_deref())
                     .push_bind(i32::from(e.status))
-                    .push_bind(e.method.clone())
-                    .push_bind(e.path.clone())
-                    .push_bind(e.trace_id.clone())
-                    .push_bind(e.span_id.clone())
-                    .push_bind(r.prev_hash.clone())
-                    .push_bind(r.hash.clone());
+                    .push_bind(e.method.as_str())
+                    .push_bind(e.path.as_str())
+                    .push_bind(e.trace_id.as_deref())
+                    .push_bind(e.span_id.as_deref())
+                    .push_bind(r.prev_hash.as_str())
+                    .push_bind(r.hash.as_str());
             });
             q.build().execute(&mut *tx).await?;
+        }
+        if let Some(cp) = $checkpoint {
+            insert_checkpoint!(&mut *tx, cp);
         }
         tx.commit().await
     }};
 }
 
-async fn insert(db: &Db, records: &[AuditRecord]) -> Result<(), sqlx::Error> {
+async fn insert(
+    db: &Db,
+    records: &[AuditRecord],
+    checkpoint: Option<&Checkpoint>,
+) -> Result<(), sqlx::Error> {
     match db {
-        Db::Sqlite(p) => insert_in_transaction!(p, sqlx::Sqlite, records),
-        Db::Postgres(p) => insert_in_transaction!(p, sqlx::Postgres, records),
+        Db::Sqlite(p) => insert_in_transaction!(p, sqlx::Sqlite, records, checkpoint),
+        Db::Postgres(p) => insert_in_transaction!(p, sqlx::Postgres, records, checkpoint),
     }
 }
 

@@ -72,6 +72,8 @@ pub struct Product {
     pub policy: Option<String>,
     pub source: DataSource,
     pub metadata: DatasetMetadata,
+    /// Logboek Dataverwerkingen processing activity (URI), for the request's span.
+    pub processing_activity_id: Option<String>,
 }
 
 impl Product {
@@ -90,6 +92,7 @@ impl Product {
             };
         }
         Ok(Self {
+            processing_activity_id: s.processing_activity_id.clone(),
             title: s.title.clone().unwrap_or_else(|| s.id.clone()),
             description: s.description.clone(),
             access: s.access,

@@ -1,6 +1,7 @@
 //! A small RDF model, just enough for the catalog: nodes with types and properties, nested where
 //! the catalog embeds them, rendered as JSON-LD (with its context inlined, so the document reads
-//! offline) or as Turtle. Both renderings come from the same nodes, so they say the same thing.
+//! offline) or as Turtle. Both renderings come from the same nodes; the only difference is that
+//! JSON-LD embeds a shared named node (a policy) in full wherever it is used, Turtle writes it once.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;

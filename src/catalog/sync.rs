@@ -507,6 +507,7 @@ impl Harvester {
                 url,
                 media_type: media_type.clone(),
             },
+            processing_activity_id: None,
             dcat: DatasetMetadata {
                 keywords: pkg.tags().map(str::to_string).collect(),
                 themes: iris(pkg.extra("theme")),
@@ -646,13 +647,16 @@ pub async fn sync_command(settings: Settings) -> Result<SyncReport, String> {
         .await
         .map_err(|e| e.to_string())?;
     db.migrate().await.map_err(|e| e.to_string())?;
-    let (auditor, handle) = Auditor::start(
-        db.clone(),
-        settings.audit.queue_capacity,
-        settings.audit.max_batch,
-    )
-    .await
-    .map_err(|e| format!("audit log: {e}"))?;
+    // Its audit chain is signed with the connector key, like the server's.
+    if settings.auth.create_missing_key {
+        crate::auth::ensure_connector_key(&settings.auth.signing_key)
+            .map_err(|e| format!("auth.signing_key: {e}"))?;
+    }
+    let signer = crate::audit::CheckpointSigner::from_pem_file(&settings.auth.signing_key)
+        .map_err(|e| format!("auth.signing_key: {e}"))?;
+    let (auditor, handle) = Auditor::start(db.clone(), &settings.audit, signer)
+        .await
+        .map_err(|e| format!("audit log: {e}"))?;
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_millis(settings.upstream.connect_timeout_ms))
         .build()

@@ -31,7 +31,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/consumers", web::post().to(register))
                 .route("/consumers", web::get().to(list))
                 .route("/consumers/{party_id}", web::get().to(get))
-                .route("/consumers/{party_id}", web::patch().to(change)),
+                .route("/consumers/{party_id}", web::patch().to(change))
+                .configure(super::audit_api::admin_routes),
+        )
+        .service(
+            web::resource("/metrics")
+                .wrap(actix_web::middleware::from_fn(require_admin))
+                .route(web::get().to(metrics)),
         )
         .service(
             web::scope("/access/v1")
@@ -247,6 +253,20 @@ fn view(c: &Consumer) -> serde_json::Value {
     })
 }
 
+/// Prometheus/OpenMetrics exposition; values owned by other parts are read now.
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let m = &state.telemetry.metrics;
+    m.audit_queue_depth.set(state.auditor.queue_depth() as i64);
+    if let Some(p) = &state.policies {
+        m.policy_reload_failures.set(p.status().reload_failures as i64);
+    }
+    let mut extra = crate::telemetry::audit_families(&state.auditor.stats());
+    extra.push_str(&state.harvest.prometheus());
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(m.encode(&extra))
+}
+
 async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "live"}))
 }
@@ -274,6 +294,8 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
         "checks": {
             "database": {"status": if database.is_ok() { "up" } else { "down" }, "kind": state.db.kind()},
             "policies": policies,
+            // A failing portal leaves the last good catalog in service: reported, still ready.
+            "portal": state.harvest.snapshot(),
         },
         "products": state.catalog.len(),
     });

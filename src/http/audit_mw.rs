@@ -1,19 +1,22 @@
-//! The audit middleware: gives every public request a transaction id, lets the handler prepare
-//! its response (the source is opened, nothing is sent), commits the audit record, and only then
-//! releases the response. If the record cannot be committed, the prepared body is dropped and
-//! the client gets 503.
+//! The audit middleware: gives every request a transaction id and a span (child of the caller's
+//! `traceparent`), lets the handler prepare its response (the source is opened, nothing is
+//! sent), commits the audit record, and only then releases the response. If the record cannot be
+//! committed, the prepared body is dropped and the client gets 503.
+
+use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, ResponseError, web};
+use opentelemetry::KeyValue;
 use uuid::Uuid;
 
-use super::trace::trace_ids;
 use crate::app::AppState;
 use crate::audit::{AuditEntry, Decision, now_us};
 use crate::error::ApiError;
+use crate::telemetry::PROCESSING_ACTIVITY;
 
 pub const TRANSACTION_ID_HEADER: HeaderName = HeaderName::from_static("sluis-transaction-id");
 
@@ -23,6 +26,8 @@ pub struct RequestContext {
     pub transaction_id: Uuid,
     pub trace_id: String,
     pub span_id: String,
+    /// W3C `traceparent` naming this request's span, for calls to upstream sources.
+    pub traceparent: String,
 }
 
 /// What the handler learned that belongs in the audit record. Anything left unset is derived
@@ -37,6 +42,8 @@ pub struct AuditFacts {
     pub reasons: Vec<String>,
     pub policy_id: Option<String>,
     pub policy_version: Option<String>,
+    /// For the span only (Logboek Dataverwerkingen), not part of the audit record.
+    pub processing_activity: Option<String>,
 }
 
 pub async fn audited(
@@ -46,16 +53,19 @@ pub async fn audited(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Err(actix_web::error::ErrorInternalServerError("state missing"));
     };
+    let started = Instant::now();
     let time_us = now_us();
-    let traceparent = req
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok());
-    let (trace_id, span_id) = trace_ids(traceparent);
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let span = state.telemetry.request_span(
+        req.method().as_str().to_string(),
+        header("traceparent"),
+        header("tracestate"),
+    );
     let ctx = RequestContext {
         transaction_id: Uuid::now_v7(),
-        trace_id,
-        span_id,
+        trace_id: span.trace_id.clone(),
+        span_id: span.span_id.clone(),
+        traceparent: span.traceparent.clone(),
     };
     req.extensions_mut().insert(ctx.clone());
     let method = req.method().as_str().to_string();
@@ -66,6 +76,7 @@ pub async fn audited(
     let res = match next.call(req).await {
         Ok(res) => res.map_into_boxed_body(),
         Err(e) => {
+            let status = e.as_response_error().status_code().as_u16();
             let entry = AuditEntry {
                 transaction_id: ctx.transaction_id,
                 time_us,
@@ -74,14 +85,10 @@ pub async fn audited(
                 action: "request".into(),
                 purpose: None,
                 decision: Decision::Deny,
-                reasons: vec![
-                    e.as_error::<ApiError>()
-                        .map_or("INTERNAL", ApiError::code)
-                        .into(),
-                ],
+                reasons: vec![e.as_error::<ApiError>().map_or("INTERNAL", ApiError::code).into()],
                 policy_id: None,
                 policy_version: None,
-                status: e.as_response_error().status_code().as_u16(),
+                status,
                 method,
                 path,
                 trace_id: Some(ctx.trace_id),
@@ -90,26 +97,20 @@ pub async fn audited(
             if let Err(audit) = state.auditor.record(entry).await {
                 tracing::error!(transaction_id = %ctx.transaction_id, error = %audit, "audit record not written");
             }
+            span.finish(None, vec![], status);
             return Err(e);
         }
     };
 
     let status = res.status();
-    let error_code = res
-        .response()
-        .error()
-        .and_then(|e| e.as_error::<ApiError>())
-        .map(|e| {
-            if status.is_server_error() {
-                tracing::warn!(transaction_id = %ctx.transaction_id, error = %e, "request failed");
-            }
-            e.code()
-        });
-    let facts = res
-        .request()
-        .extensions_mut()
-        .remove::<AuditFacts>()
-        .unwrap_or_default();
+    let route = res.request().match_pattern();
+    let error_code = res.response().error().and_then(|e| e.as_error::<ApiError>()).map(|e| {
+        if status.is_server_error() {
+            tracing::warn!(transaction_id = %ctx.transaction_id, error = %e, "request failed");
+        }
+        e.code()
+    });
+    let facts = res.request().extensions_mut().remove::<AuditFacts>().unwrap_or_default();
     let decision = facts.decision.unwrap_or(if status.as_u16() < 400 {
         Decision::Permit
     } else {
@@ -121,6 +122,24 @@ pub async fn audited(
             reasons.push(code.to_string());
         }
     }
+    let mut attributes = vec![
+        KeyValue::new("http.request.method", method.clone()),
+        KeyValue::new("url.path", path.clone()),
+        KeyValue::new("sluis.transaction_id", ctx.transaction_id.to_string()),
+        KeyValue::new("sluis.decision", decision.as_str()),
+    ];
+    if let Some(r) = &route {
+        attributes.push(KeyValue::new("http.route", r.clone()));
+    }
+    if let Some(p) = &facts.product {
+        attributes.push(KeyValue::new("sluis.product", p.clone()));
+    }
+    if let Some(p) = &facts.party_id {
+        attributes.push(KeyValue::new("sluis.party_id", p.clone()));
+    }
+    if let Some(a) = &facts.processing_activity {
+        attributes.push(KeyValue::new(PROCESSING_ACTIVITY, a.clone()));
+    }
     let entry = AuditEntry {
         transaction_id: ctx.transaction_id,
         time_us,
@@ -128,11 +147,7 @@ pub async fn audited(
         product: facts.product,
         action: facts
             .action
-            .unwrap_or(if method == "GET" || method == "HEAD" {
-                "read"
-            } else {
-                "write"
-            })
+            .unwrap_or(if method == "GET" || method == "HEAD" { "read" } else { "write" })
             .to_string(),
         purpose: facts.purpose,
         decision,
@@ -140,26 +155,38 @@ pub async fn audited(
         policy_id: facts.policy_id,
         policy_version: facts.policy_version,
         status: status.as_u16(),
-        method,
+        method: method.clone(),
         path,
         trace_id: Some(ctx.trace_id),
         span_id: Some(ctx.span_id),
     };
+    let product = entry.product.clone();
 
     let txid = HeaderValue::from_str(&ctx.transaction_id.to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    let span_name = Some(match &route {
+        Some(r) => format!("{method} {r}"),
+        None => method,
+    });
     match state.auditor.record(entry).await {
         Ok(()) => {
             let mut res = res;
             res.headers_mut().insert(TRANSACTION_ID_HEADER, txid);
+            state.telemetry.metrics.observe(product.as_deref(), decision.as_str(), status.as_u16(), started.elapsed());
+            span.finish(span_name, attributes, status.as_u16());
             Ok(res)
         }
         Err(e) => {
             tracing::error!(transaction_id = %ctx.transaction_id, error = %e, "not served: audit record not written");
             // The prepared response (and its open source) is dropped unsent.
             let (req, _unsent) = res.into_parts();
-            let mut refused = ApiError::AuditUnavailable(e).error_response();
+            let refused = ApiError::AuditUnavailable(e);
+            let code = refused.code();
+            let mut refused = refused.error_response();
             refused.headers_mut().insert(TRANSACTION_ID_HEADER, txid);
+            state.telemetry.metrics.observe(product.as_deref(), "deny", 503, started.elapsed());
+            attributes.push(KeyValue::new("sluis.refused", code));
+            span.finish(span_name, attributes, 503);
             Ok(ServiceResponse::new(req, refused))
         }
     }

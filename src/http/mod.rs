@@ -3,6 +3,7 @@
 //! public request passes the audit middleware, which commits its record before the body leaves.
 
 pub mod admin;
+mod audit_api;
 mod audit_mw;
 mod authzen;
 pub mod catalog;
@@ -10,6 +11,5 @@ pub mod enforce;
 pub mod public;
 pub mod tls;
 mod token;
-mod trace;
 
 pub use audit_mw::{AuditFacts, RequestContext, TRANSACTION_ID_HEADER};

@@ -8,13 +8,14 @@ use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use super::admin::bearer;
-use super::audit_mw::{AuditFacts, audited};
+use super::audit_mw::{AuditFacts, RequestContext, audited};
 use super::enforce;
 use super::tls::ClientCert;
 use crate::app::AppState;
 use crate::audit::Decision;
 use crate::catalog::{Access, Product};
 use crate::consumer::{Consumer, ConsumerStatus};
+use crate::source::OpenContext;
 use crate::error::ApiError;
 use crate::store::usage;
 
@@ -33,6 +34,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(get_product))
                     .default_service(web::to(method_not_allowed)),
             )
+            .service(
+                web::resource("/audit")
+                    .route(web::get().to(super::audit_api::own_records))
+                    .default_service(web::to(method_not_allowed)),
+            )
             .default_service(web::to(not_found)),
     );
 }
@@ -46,6 +52,7 @@ async fn get_product(
     let mut facts = AuditFacts {
         product: Some(product.id.to_string()),
         action: Some("read"),
+        processing_activity: product.processing_activity_id.clone(),
         ..Default::default()
     };
     let mut extra_headers = Vec::new();
@@ -71,7 +78,16 @@ async fn get_product(
     // that failed, with the error code as its reason.
     facts.decision = Some(Decision::Permit);
     req.extensions_mut().insert(facts);
-    let body = product.source.open().await?;
+    let traceparent = req
+        .extensions()
+        .get::<RequestContext>()
+        .map(|c| c.traceparent.clone());
+    let body = product
+        .source
+        .open(&OpenContext {
+            traceparent: traceparent.as_deref(),
+        })
+        .await?;
     let mut res = HttpResponse::Ok();
     res.insert_header((header::CONTENT_TYPE, body.media_type))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
@@ -167,7 +183,7 @@ async fn release_all(state: &AppState, reserved: &[usage::CounterKey<'_>]) {
 
 /// The consumer behind a valid bearer access token, checked on every request: signature, expiry,
 /// audience, certificate binding, and that the consumer is registered and active right now.
-async fn authenticate(
+pub(crate) async fn authenticate(
     req: &HttpRequest,
     state: &AppState,
     facts: &mut AuditFacts,

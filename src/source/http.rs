@@ -34,11 +34,14 @@ impl HttpSource {
         })
     }
 
-    pub async fn open(&self) -> Result<SourceBody, SourceError> {
+    pub async fn open(&self, traceparent: Option<&str>) -> Result<SourceBody, SourceError> {
         let url = self.url.as_str().to_string();
-        let response = self
-            .client
-            .get(self.url.clone())
+        let mut request = self.client.get(self.url.clone());
+        if let Some(tp) = traceparent {
+            // The upstream call joins the request's trace (W3C Trace Context).
+            request = request.header("traceparent", tp);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| {

@@ -4,6 +4,8 @@
 
 mod file;
 mod http;
+mod postgres;
+pub mod transform;
 
 use std::pin::Pin;
 
@@ -13,6 +15,7 @@ use futures_util::Stream;
 use crate::config::SourceSettings;
 pub use file::FileSource;
 pub use http::HttpSource;
+pub use postgres::{Geometry, PostgresOptions, PostgresSource, RowFormat};
 
 /// A stream of body chunks; an error mid-stream aborts the response.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
@@ -41,6 +44,13 @@ pub enum SourceError {
     UpstreamStatus { url: String, status: u16 },
 }
 
+/// What a source may need to know about the request it serves.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OpenContext<'a> {
+    /// W3C trace context of the request's span, passed on to upstream HTTP sources.
+    pub traceparent: Option<&'a str>,
+}
+
 #[derive(Debug)]
 pub enum DataSource {
     File(FileSource),
@@ -63,10 +73,10 @@ impl DataSource {
     }
 
     /// Opens the source without reading its body: the caller audits first, then streams.
-    pub async fn open(&self) -> Result<SourceBody, SourceError> {
+    pub async fn open(&self, ctx: &OpenContext<'_>) -> Result<SourceBody, SourceError> {
         match self {
             Self::File(f) => f.open().await,
-            Self::Http(h) => h.open().await,
+            Self::Http(h) => h.open(ctx.traceparent).await,
         }
     }
 }

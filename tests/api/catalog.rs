@@ -333,7 +333,7 @@ async fn portal_datasets_become_products_and_follow_changes(backend: Backend) {
         searches >= 3,
         "8 datasets in pages of 3: {searches} searches"
     );
-    assert!(shows >= HARVESTABLE + 1, "each new dataset shown: {shows}");
+    assert!(shows > HARVESTABLE, "each new dataset shown: {shows}");
 
     let ds = datasets(&catalog(&client, &public, "").await);
     assert!(
@@ -508,10 +508,12 @@ async fn catalog_sync_command_prints_what_changed(backend: Backend) {
         &config,
         format!(
             "[database]\nurl = \"{}\"\n[admin]\npolicies_dir = \"{}\"\n\
+             [auth]\nsigning_key = \"{}\"\ncreate_missing_key = true\n\
              [catalog.portal]\nurl = \"{}\"\nrows = 3\n\
              [[catalog.portal.rules]]\ntag = \"persoonsgegevens\"\npolicy = \"oorlogsschade.json\"\n",
             db.url,
             repo("policies").display(),
+            db.dir().join("connector.key").display(),
             stub.url
         ),
     )
@@ -636,7 +638,8 @@ async fn catalog_passes_the_dcat_ap_nl_shacl_shapes() {
             &catalog(&client, &public, "?per_page=1").await,
             "dcat:Catalog",
         )[0]["hydra:totalItems"]["@value"]
-            == total.to_string()
+            .as_str()
+            == Some(total.to_string().as_str())
     })
     .await;
 

@@ -147,6 +147,7 @@ pub fn file_product(id: &str, path: PathBuf) -> ProductSettings {
         title: None,
         description: None,
         dcat: Default::default(),
+        processing_activity_id: None,
         source: SourceSettings::File {
             path,
             media_type: None,
@@ -207,8 +208,18 @@ pub async fn spawn_app_with(
 
 /// Starts the application with exactly these settings on `db`.
 pub async fn start(db: TestDb, settings: Settings) -> TestApp {
+    let telemetry = sluis::telemetry::Telemetry::from_settings(&settings.telemetry).expect("telemetry");
+    start_with_telemetry(db, settings, telemetry).await
+}
+
+/// Starts the application with a given telemetry pipeline (e.g. an in-memory span exporter).
+pub async fn start_with_telemetry(
+    db: TestDb,
+    settings: Settings,
+    telemetry: sluis::telemetry::Telemetry,
+) -> TestApp {
     init_logs();
-    let app = Application::build(settings)
+    let app = Application::build_with_telemetry(settings, telemetry)
         .await
         .expect("application starts");
     let public = format!("http://127.0.0.1:{}", app.public_port());

@@ -5,7 +5,12 @@
 mod auth_support;
 mod helpers;
 
+mod audit_crash;
 mod audit_log;
+mod audit_prune;
+mod audit_query;
+mod audit_support;
+mod audit_tamper;
 mod catalog;
 mod ckan_stub;
 mod cli;
@@ -15,6 +20,7 @@ mod open_products;
 mod restricted;
 mod shutdown;
 mod streaming;
+mod telemetry;
 mod tls;
 mod upstream;
 mod usage;

@@ -64,6 +64,7 @@ fn http_product(id: &str, url: String) -> ProductSettings {
         title: None,
         description: None,
         dcat: Default::default(),
+        processing_activity_id: None,
         source: SourceSettings::Http {
             url,
             media_type: None,
