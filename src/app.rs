@@ -9,7 +9,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 
 use crate::audit::{Auditor, AuditorHandle};
-use crate::auth::{AccessTokenIssuer, PartyId, TrustStore, ensure_connector_key};
+use crate::auth::{AccessTokenIssuer, PartyId, TrustStore, VerifiedTokens, ensure_connector_key};
 use crate::catalog::Access;
 use crate::catalog::{Catalog, Product};
 use crate::config::Settings;
@@ -36,6 +36,8 @@ pub struct AppState {
     pub policies: Option<Arc<PolicyStore>>,
     /// Request spans (OpenTelemetry) and Prometheus metrics.
     pub telemetry: Arc<Telemetry>,
+    /// Access tokens whose signature was verified before.
+    pub verified_tokens: VerifiedTokens,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,13 +145,13 @@ impl Application {
         let catalog = Arc::new(Catalog::new(products));
 
         // Audit checkpoints are signed with the same connector key as access tokens.
-        let checkpoint_signer =
-            crate::audit::CheckpointSigner::from_pem_file(&settings.auth.signing_key).map_err(
-                |e| StartError::SigningKey {
-                    path: settings.auth.signing_key.display().to_string(),
-                    why: e.to_string(),
-                },
-            )?;
+        let checkpoint_signer = crate::audit::CheckpointSigner::from_pem_file(
+            &settings.auth.signing_key,
+        )
+        .map_err(|e| StartError::SigningKey {
+            path: settings.auth.signing_key.display().to_string(),
+            why: e.to_string(),
+        })?;
         let (auditor, auditor_handle) =
             Auditor::start(db.clone(), &settings.audit, checkpoint_signer).await?;
 
@@ -188,6 +190,7 @@ impl Application {
         let harvest_task = harvester.spawn();
         let state = web::Data::new(AppState {
             telemetry: Arc::new(telemetry),
+            verified_tokens: VerifiedTokens::default(),
             admin_token: settings.admin.token.clone(),
             settings: settings.clone(),
             db,
@@ -289,7 +292,9 @@ fn load_signing_key(
         path: path.display().to_string(),
         why,
     };
-    if settings.auth.create_missing_key && ensure_connector_key(path).map_err(|e| fail(e.to_string()))? {
+    if settings.auth.create_missing_key
+        && ensure_connector_key(path).map_err(|e| fail(e.to_string()))?
+    {
         tracing::warn!(path = %path.display(), "created a development signing key (auth.create_missing_key)");
     }
     let pem = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;

@@ -245,6 +245,27 @@ pub enum SourceSettings {
         url: String,
         media_type: Option<String>,
     },
+    /// A SQL query on PostgreSQL, run per request in a read-only transaction with a statement
+    /// timeout; connect as a role that may only read. Row filters are applied in SQL.
+    Postgres {
+        /// Connection URL; use `url_file` instead when it holds a password.
+        url: Option<String>,
+        /// A file holding the connection URL (a mounted secret).
+        url_file: Option<PathBuf>,
+        /// The SELECT whose rows are the product; filters wrap it as a subquery.
+        query: String,
+        /// `geojson`, `json` or `csv`.
+        format: String,
+        /// A PostGIS geometry column: the features' geometry (WKT in CSV).
+        geometry_column: Option<String>,
+        /// Longitude and latitude columns (WGS 84) that make Point geometries without PostGIS.
+        lon_column: Option<String>,
+        lat_column: Option<String>,
+        /// Longest a query may run, streaming included (default 30 s).
+        statement_timeout_ms: Option<u64>,
+        /// Connections to this database at most (default 4).
+        max_connections: Option<u32>,
+    },
 }
 
 impl Settings {
@@ -395,6 +416,35 @@ impl Settings {
                         ));
                     }
                     check_media_type(&key, media_type.as_deref())?;
+                }
+                SourceSettings::Postgres {
+                    url,
+                    url_file,
+                    format,
+                    geometry_column,
+                    lon_column,
+                    lat_column,
+                    ..
+                } => {
+                    if url.is_some() == url_file.is_some() {
+                        return Err(bad(
+                            format!("{key}.source.url"),
+                            "give exactly one of url and url_file",
+                        ));
+                    }
+                    if !["geojson", "json", "csv"].contains(&format.as_str()) {
+                        return Err(bad(
+                            format!("{key}.source.format"),
+                            "must be geojson, json or csv",
+                        ));
+                    }
+                    let lon_lat = (lon_column.is_some(), lat_column.is_some());
+                    if lon_lat.0 != lon_lat.1 || (lon_lat.0 && geometry_column.is_some()) {
+                        return Err(bad(
+                            format!("{key}.source.geometry_column"),
+                            "give geometry_column, or lon_column and lat_column, or neither",
+                        ));
+                    }
                 }
             }
         }

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::KeyValue;
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -66,7 +66,11 @@ impl Telemetry {
 
     /// With a given exporter, exporting each span as it ends (tests use the in-memory exporter).
     pub fn with_exporter<E: SpanExporter + 'static>(exporter: E) -> Self {
-        Self::from_provider(base_provider("sluis").with_simple_exporter(exporter).build())
+        Self::from_provider(
+            base_provider("sluis")
+                .with_simple_exporter(exporter)
+                .build(),
+        )
     }
 
     fn from_provider(provider: SdkTracerProvider) -> Self {
@@ -79,8 +83,16 @@ impl Telemetry {
     }
 
     /// Starts the server span of a request, as a child of the caller's `traceparent` if valid.
-    pub fn request_span(&self, name: String, traceparent: Option<&str>, tracestate: Option<&str>) -> RequestSpan {
-        let parent = self.propagator.extract(&Headers { traceparent, tracestate });
+    pub fn request_span(
+        &self,
+        name: String,
+        traceparent: Option<&str>,
+        tracestate: Option<&str>,
+    ) -> RequestSpan {
+        let parent = self.propagator.extract(&Headers {
+            traceparent,
+            tracestate,
+        });
         let span = self
             .tracer
             .span_builder(name)
@@ -90,7 +102,12 @@ impl Telemetry {
         RequestSpan {
             trace_id: sc.trace_id().to_string(),
             span_id: sc.span_id().to_string(),
-            traceparent: format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()),
+            traceparent: format!(
+                "00-{}-{}-{:02x}",
+                sc.trace_id(),
+                sc.span_id(),
+                sc.trace_flags().to_u8()
+            ),
             span,
         }
     }
@@ -107,7 +124,11 @@ fn base_provider(service: &str) -> opentelemetry_sdk::trace::TracerProviderBuild
     SdkTracerProvider::builder()
         // Logboek Dataverwerkingen: every processing action is recorded, none sampled away.
         .with_sampler(Sampler::AlwaysOn)
-        .with_resource(Resource::builder().with_service_name(service.to_string()).build())
+        .with_resource(
+            Resource::builder()
+                .with_service_name(service.to_string())
+                .build(),
+        )
 }
 
 struct Headers<'a> {
@@ -144,9 +165,13 @@ impl RequestSpan {
             self.span.update_name(name);
         }
         self.span.set_attributes(attributes);
-        self.span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
+        self.span.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        ));
         if status >= 500 {
-            self.span.set_status(Status::error(format!("HTTP {status}")));
+            self.span
+                .set_status(Status::error(format!("HTTP {status}")));
         }
         self.span.end();
     }
@@ -169,10 +194,26 @@ pub struct LatencyLabels {
 pub fn audit_families(s: &crate::audit::AuditStats) -> String {
     let mut out = String::new();
     for (name, help, value) in [
-        ("audit_batches", "Audit batches committed", s.batches_committed),
-        ("audit_records", "Audit records committed", s.records_committed),
-        ("audit_failed_batches", "Audit batches that failed (their requests were refused)", s.batches_failed),
-        ("audit_checkpoints", "Signed audit checkpoints written", s.checkpoints_written),
+        (
+            "audit_batches",
+            "Audit batches committed",
+            s.batches_committed,
+        ),
+        (
+            "audit_records",
+            "Audit records committed",
+            s.records_committed,
+        ),
+        (
+            "audit_failed_batches",
+            "Audit batches that failed (their requests were refused)",
+            s.batches_failed,
+        ),
+        (
+            "audit_checkpoints",
+            "Signed audit checkpoints written",
+            s.checkpoints_written,
+        ),
     ] {
         out.push_str(&format!(
             "# HELP sluis_{name} {help}.\n# TYPE sluis_{name} counter\nsluis_{name}_total {value}\n"
@@ -182,11 +223,19 @@ pub fn audit_families(s: &crate::audit::AuditStats) -> String {
     let mut cumulative = 0;
     for (bound, count) in s.batch_sizes {
         cumulative += count;
-        let le = if bound == u64::MAX { "+Inf".to_string() } else { format!("{bound}.0") };
-        out.push_str(&format!("sluis_audit_batch_size_bucket{{le=\"{le}\"}} {cumulative}\n"));
+        let le = if bound == u64::MAX {
+            "+Inf".to_string()
+        } else {
+            format!("{bound}.0")
+        };
+        out.push_str(&format!(
+            "sluis_audit_batch_size_bucket{{le=\"{le}\"}} {cumulative}\n"
+        ));
     }
     if s.batch_sizes.last().is_none_or(|(b, _)| *b != u64::MAX) {
-        out.push_str(&format!("sluis_audit_batch_size_bucket{{le=\"+Inf\"}} {cumulative}\n"));
+        out.push_str(&format!(
+            "sluis_audit_batch_size_bucket{{le=\"+Inf\"}} {cumulative}\n"
+        ));
     }
     out.push_str(&format!(
         "sluis_audit_batch_size_count {}\nsluis_audit_batch_size_sum {}\n",
@@ -210,18 +259,28 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
             // 50 µs … ~1.6 s: the audited path lives in the low milliseconds.
-            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.00005, 2.0, 16))
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.00005, 2.0, 16,
+            ))
         });
         let audit_queue_depth = Gauge::default();
         let policy_reload_failures = Gauge::default();
         let mut registry = Registry::with_prefix("sluis");
-        registry.register("requests", "Requests by product, decision and status", requests.clone());
+        registry.register(
+            "requests",
+            "Requests by product, decision and status",
+            requests.clone(),
+        );
         registry.register(
             "request_duration_seconds",
             "Time from request to audited response headers",
             latency.clone(),
         );
-        registry.register("audit_queue_depth", "Audit records waiting for their batch", audit_queue_depth.clone());
+        registry.register(
+            "audit_queue_depth",
+            "Audit records waiting for their batch",
+            audit_queue_depth.clone(),
+        );
         registry.register(
             "policy_reload_failures",
             "Policy edits that failed to load since start (the last valid version stays in force)",
@@ -236,7 +295,13 @@ impl Metrics {
         }
     }
 
-    pub fn observe(&self, product: Option<&str>, decision: &'static str, status: u16, elapsed: Duration) {
+    pub fn observe(
+        &self,
+        product: Option<&str>,
+        decision: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
         let product = product.unwrap_or("-").to_string();
         self.requests
             .get_or_create(&RequestLabels {

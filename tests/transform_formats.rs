@@ -18,7 +18,10 @@ fn unsupported(r: Result<Vec<u8>, TransformError>) -> String {
     match r {
         Err(TransformError::Unsupported(u)) => u.0,
         Err(e) => panic!("expected Unsupported, got {e}"),
-        Ok(out) => panic!("expected Unsupported, got {}", String::from_utf8_lossy(&out)),
+        Ok(out) => panic!(
+            "expected Unsupported, got {}",
+            String::from_utf8_lossy(&out)
+        ),
     }
 }
 
@@ -59,13 +62,19 @@ fn geojson_filter_keeps_allowed_rows_and_fixes_the_counts() {
     let got = json(&out);
     let kept = features(&got);
     assert_eq!(kept.len(), 575);
-    assert!(kept.iter().all(|f| f["properties"]["CATEGORIE"] == "Bombardement 22 feb"));
+    assert!(
+        kept.iter()
+            .all(|f| f["properties"]["CATEGORIE"] == "Bombardement 22 feb")
+    );
     // numberReturned follows the features in this WFS response: recomputed. The totals of the
     // unfiltered layer would tell the consumer how much it is not shown: dropped.
     assert_eq!(got["numberReturned"], 575);
     assert!(got.get("numberMatched").is_none());
     assert!(got.get("totalFeatures").is_none());
-    assert_eq!(got["crs"]["properties"]["name"], "urn:ogc:def:crs:EPSG::4326");
+    assert_eq!(
+        got["crs"]["properties"]["name"],
+        "urn:ogc:def:crs:EPSG::4326"
+    );
     assert_eq!(got["timeStamp"], "2026-06-18T23:06:17.292Z");
     assert_eq!(got["type"], "FeatureCollection");
 }
@@ -81,8 +90,18 @@ fn geojson_filter_compares_numbers_by_their_text_and_sees_values_before_they_are
     let got = json(&out);
     assert_eq!(features(&got).len(), 2);
     let ids: Vec<_> = features(&got).iter().map(|f| f["id"].clone()).collect();
-    assert_eq!(ids, [json!("WO2_OORLOGSSCHADE.179"), json!("WO2_OORLOGSSCHADE.181")]);
-    assert!(features(&got).iter().all(|f| f["properties"].get("ID").is_none()));
+    assert_eq!(
+        ids,
+        [
+            json!("WO2_OORLOGSSCHADE.179"),
+            json!("WO2_OORLOGSSCHADE.181")
+        ]
+    );
+    assert!(
+        features(&got)
+            .iter()
+            .all(|f| f["properties"].get("ID").is_none())
+    );
 }
 
 #[test]
@@ -106,12 +125,25 @@ fn geojson_pseudonyms_are_keyed_stable_and_joinable() {
     ));
     let (orig, got) = (json(&input), json(&once));
     let mut seen = HashSet::new();
-    for ((o, g), x) in features(&orig).iter().zip(features(&got)).zip(features(&other)) {
+    for ((o, g), x) in features(&orig)
+        .iter()
+        .zip(features(&got))
+        .zip(features(&other))
+    {
         let id = o["properties"]["ID"].to_string();
-        let p = g["properties"]["ID"].as_str().expect("a pseudonym is a string");
-        assert_eq!(p, pseudonym(KEY, &id), "HMAC-SHA256 of the JSON text `{id}`");
+        let p = g["properties"]["ID"]
+            .as_str()
+            .expect("a pseudonym is a string");
+        assert_eq!(
+            p,
+            pseudonym(KEY, &id),
+            "HMAC-SHA256 of the JSON text `{id}`"
+        );
         assert_eq!(p.len(), 32);
-        assert_ne!(x["properties"]["ID"], g["properties"]["ID"], "another key, another pseudonym");
+        assert_ne!(
+            x["properties"]["ID"], g["properties"]["ID"],
+            "another key, another pseudonym"
+        );
         assert_eq!(g["properties"]["CATEGORIE"], o["properties"]["CATEGORIE"]);
         seen.insert(p.to_string());
     }
@@ -121,8 +153,16 @@ fn geojson_pseudonyms_are_keyed_stable_and_joinable() {
 #[test]
 fn geojson_must_be_a_feature_collection_of_features_with_properties() {
     let p = || plan(&[drop(&["x"])]);
-    unsupported(run(GEOJSON, p(), br#"[{"type":"Feature","properties":{}}]"#));
-    unsupported(run(GEOJSON, p(), br#"{"type":"Feature","properties":{"x":1},"geometry":null}"#));
+    unsupported(run(
+        GEOJSON,
+        p(),
+        br#"[{"type":"Feature","properties":{}}]"#,
+    ));
+    unsupported(run(
+        GEOJSON,
+        p(),
+        br#"{"type":"Feature","properties":{"x":1},"geometry":null}"#,
+    ));
     let msg = unsupported(run(
         GEOJSON,
         p(),
@@ -151,7 +191,11 @@ fn json_feature_collection_from_an_api_keeps_its_links() {
     let input = fixture("amsterdam_parking.json");
     let out = run_ok(
         JSON,
-        plan(&[drop(&["straatnaam"]), pseudonymise(&["id"]), filter("buurtcode", &["F84b", "A04c"])]),
+        plan(&[
+            drop(&["straatnaam"]),
+            pseudonymise(&["id"]),
+            filter("buurtcode", &["F84b", "A04c"]),
+        ]),
         &input,
     );
     let (orig, got) = (json(&input), json(&out));
@@ -229,7 +273,11 @@ fn json_array_of_records_is_rewritten_compactly_and_exactly() {
     let input = br#"[ {"a": 1, "b": "x", "c": null},
                       {"a": 2, "b": "y", "c": [1, 2]},
                       {"a": 2.50, "b": "", "c": {"d": true}} ]"#;
-    let out = run_ok(JSON, plan(&[filter("a", &["2", "2.50"]), pseudonymise(&["b", "c"])]), input);
+    let out = run_ok(
+        JSON,
+        plan(&[filter("a", &["2", "2.50"]), pseudonymise(&["b", "c"])]),
+        input,
+    );
     let expected = format!(
         r#"[{{"a":2,"b":"{}","c":"{}"}},{{"a":2.50,"b":"","c":"{}"}}]"#,
         pseudonym(KEY, "y"),
@@ -273,8 +321,15 @@ fn json_of_an_unknown_shape_is_refused_before_anything_is_sent() {
                     String::from_utf8_lossy(body)
                 );
             }
-            Err((e, _)) => panic!("{}: expected Unsupported, got {e}", String::from_utf8_lossy(body)),
-            Ok(out) => panic!("{} served as {}", String::from_utf8_lossy(body), String::from_utf8_lossy(&out)),
+            Err((e, _)) => panic!(
+                "{}: expected Unsupported, got {e}",
+                String::from_utf8_lossy(body)
+            ),
+            Ok(out) => panic!(
+                "{} served as {}",
+                String::from_utf8_lossy(body),
+                String::from_utf8_lossy(&out)
+            ),
         }
     }
 }
@@ -282,7 +337,11 @@ fn json_of_an_unknown_shape_is_refused_before_anything_is_sent() {
 #[test]
 fn json_repeated_member_names_are_refused() {
     // Parsers disagree on which of two `bsn` members counts: transforming one would leak the other.
-    let msg = malformed(run(JSON, plan(&[drop(&["bsn"])]), br#"[{"bsn": "1", "bsn": "2"}]"#));
+    let msg = malformed(run(
+        JSON,
+        plan(&[drop(&["bsn"])]),
+        br#"[{"bsn": "1", "bsn": "2"}]"#,
+    ));
     assert!(msg.contains("more than once"), "{msg}");
     malformed(run(
         GEOJSON,
@@ -296,7 +355,11 @@ fn json_escaped_names_and_non_ascii_values_are_matched_by_their_text() {
     let input = "[{\"wijk\\u006eaam\": \"Nijmegen-Oost \u{2014} Kr\u{f6}ller\", \"na\\\"me\": 1, \"x\": \"\u{1F333}\"}]";
     let out = run_ok(
         JSON,
-        plan(&[filter("wijknaam", &["Nijmegen-Oost \u{2014} Kr\u{f6}ller"]), drop(&["na\"me"]), pseudonymise(&["x"])]),
+        plan(&[
+            filter("wijknaam", &["Nijmegen-Oost \u{2014} Kr\u{f6}ller"]),
+            drop(&["na\"me"]),
+            pseudonymise(&["x"]),
+        ]),
         input.as_bytes(),
     );
     let got = json(&out);
@@ -307,7 +370,11 @@ fn json_escaped_names_and_non_ascii_values_are_matched_by_their_text() {
 
 #[test]
 fn null_and_empty_values_stay_as_they_are_when_pseudonymised() {
-    let out = run_ok(JSON, plan(&[pseudonymise(&["a", "b"])]), br#"[{"a": null, "b": ""}]"#);
+    let out = run_ok(
+        JSON,
+        plan(&[pseudonymise(&["a", "b"])]),
+        br#"[{"a": null, "b": ""}]"#,
+    );
     assert_eq!(json(&out), json!([{"a": null, "b": ""}]));
     let out = run_ok(CSV, plan(&[pseudonymise(&["a", "b"])]), b"a,b\n,\"\"\n");
     assert_eq!(out, b"a,b\n,\"\"\n");
@@ -320,7 +387,11 @@ fn the_same_value_gets_the_same_pseudonym_in_every_format() {
         plan(&[pseudonymise(&["ID"])]),
         br#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":null,"properties":{"ID":179}}]}"#,
     ));
-    let js = json(&run_ok(JSON, plan(&[pseudonymise(&["ID"])]), br#"[{"ID":"179"}]"#));
+    let js = json(&run_ok(
+        JSON,
+        plan(&[pseudonymise(&["ID"])]),
+        br#"[{"ID":"179"}]"#,
+    ));
     let csv = run_ok(CSV, plan(&[pseudonymise(&["ID"])]), b"ID\r\n179\r\n");
     let p = pseudonym(KEY, "179");
     assert_eq!(geo["features"][0]["properties"]["ID"], p);
@@ -334,10 +405,16 @@ fn the_same_value_gets_the_same_pseudonym_in_every_format() {
 fn csv_from_a_real_table_drops_columns_and_filters_rows() {
     let input = fixture("arnhem_e6a_parking.csv");
     let text = String::from_utf8(input.clone()).unwrap();
-    assert!(!text.contains('"'), "this fixture has no quoted fields; the split below relies on it");
+    assert!(
+        !text.contains('"'),
+        "this fixture has no quoted fields; the split below relies on it"
+    );
     let out = run_ok(
         CSV,
-        plan(&[drop(&["STRAAT", "BUURTNAAM"]), filter("WIJKCODE", &["WK020201"])]),
+        plan(&[
+            drop(&["STRAAT", "BUURTNAAM"]),
+            filter("WIJKCODE", &["WK020201"]),
+        ]),
         &input,
     );
     let out = String::from_utf8(out).unwrap();
@@ -374,7 +451,11 @@ const TRICKY_CSV: &str = "\u{feff}ID,NAAM,\"OPMERKING\",WIJK,BSN\r\n\
 fn csv_with_quotes_commas_and_line_breaks_in_fields() {
     let out = run_ok(
         CSV,
-        plan(&[drop(&["NAAM"]), pseudonymise(&["BSN"]), filter("WIJK", &["WK026801"])]),
+        plan(&[
+            drop(&["NAAM"]),
+            pseudonymise(&["BSN"]),
+            filter("WIJK", &["WK026801"]),
+        ]),
         TRICKY_CSV.as_bytes(),
     );
     let expected = format!(
@@ -412,8 +493,14 @@ fn plans_come_from_obligations_and_refuse_what_they_cannot_do() {
         license: Some("https://creativecommons.org/licenses/by/4.0/".into()),
         text: None,
     };
-    assert!(TransformPlan::from_obligations(&[attribution.clone()], KEY).unwrap().is_none());
-    let p = TransformPlan::from_obligations(&[attribution, filter("w", &["1"])], KEY).unwrap().unwrap();
+    assert!(
+        TransformPlan::from_obligations(std::slice::from_ref(&attribution), KEY)
+            .unwrap()
+            .is_none()
+    );
+    let p = TransformPlan::from_obligations(&[attribution, filter("w", &["1"])], KEY)
+        .unwrap()
+        .unwrap();
     assert_eq!(p.row_filters().len(), 1);
     assert!(p.without_row_filters().is_none());
 
@@ -424,15 +511,25 @@ fn plans_come_from_obligations_and_refuse_what_they_cannot_do() {
     assert!(TransformPlan::from_obligations(&[drop(&["a"]), compensate], KEY).is_err());
     let short = TransformPlan::from_obligations(&[pseudonymise(&["a"])], b"short");
     assert!(short.unwrap_err().0.contains("key"));
-    assert!(TransformPlan::from_obligations(&[drop(&["a"])], b"").unwrap().is_some());
+    assert!(
+        TransformPlan::from_obligations(&[drop(&["a"])], b"")
+            .unwrap()
+            .is_some()
+    );
 
-    let e = Transformer::new("application/xml", plan(&[drop(&["a"])])).err().unwrap();
+    let e = Transformer::new("application/xml", plan(&[drop(&["a"])]))
+        .err()
+        .unwrap();
     assert!(matches!(e, TransformError::Unsupported(_)));
     assert!(Transformer::new("application/ld+json", plan(&[drop(&["a"])])).is_ok());
 }
 
 #[test]
 fn a_field_both_dropped_and_pseudonymised_is_dropped() {
-    let out = run_ok(JSON, plan(&[pseudonymise(&["a"]), drop(&["a"])]), br#"[{"a": "x", "b": 1}]"#);
+    let out = run_ok(
+        JSON,
+        plan(&[pseudonymise(&["a"]), drop(&["a"])]),
+        br#"[{"a": "x", "b": 1}]"#,
+    );
     assert_eq!(json(&out), json!([{"b": 1}]));
 }

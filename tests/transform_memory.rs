@@ -19,7 +19,10 @@ fn peak_rss_kib() -> u64 {
 }
 
 fn count(haystack: &[u8], needle: &[u8]) -> u64 {
-    haystack.windows(needle.len()).filter(|w| *w == needle).count() as u64
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count() as u64
 }
 
 #[test]
@@ -69,7 +72,10 @@ fn a_large_collection_is_transformed_in_bounded_memory() {
         .filter(|&i| allowed.contains(&WIJKEN[Trees::wijk(i)].0))
         .count() as u64;
     assert!(read >= mb * 1_000_000, "generated {read} bytes");
-    assert_eq!(features, expected, "every tree of the allowed wijken, and no other");
+    assert_eq!(
+        features, expected,
+        "every tree of the allowed wijken, and no other"
+    );
     assert_eq!(leaked, 0);
     let growth_mib = (after.saturating_sub(before)) / 1024;
     eprintln!(
@@ -79,6 +85,10 @@ fn a_large_collection_is_transformed_in_bounded_memory() {
         transform.max_buffered()
     );
     // The transform's own buffers: a record or two, never the body.
-    assert!(transform.max_buffered() < 64 * 1024, "{}", transform.max_buffered());
+    assert!(
+        transform.max_buffered() < 64 * 1024,
+        "{}",
+        transform.max_buffered()
+    );
     assert!(growth_mib < 50, "peak RSS grew by {growth_mib} MiB");
 }

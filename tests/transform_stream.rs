@@ -6,10 +6,10 @@ mod transform_support;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use sluis::source::ByteStream;
-use sluis::source::transform::{self, TransformError};
+use sluis::source::transform::{self, TransformError, TransformPlan};
 use transform_support::*;
 
-fn geo_plan() -> sluis::source::transform::TransformPlan {
+fn geo_plan() -> TransformPlan {
     plan(&[
         drop(&["HTML"]),
         pseudonymise(&["ID"]),
@@ -24,7 +24,8 @@ const CSV_BODY: &str = "ID,NAAM,WIJK\r\n1,\"Jansen, \"\"P\"\"\",WK1\r\n2,\"twee\
 
 #[test]
 fn every_two_way_split_gives_the_same_output() {
-    let cases: Vec<(&str, Vec<u8>, fn() -> sluis::source::transform::TransformPlan)> = vec![
+    type Case = (&'static str, Vec<u8>, fn() -> TransformPlan);
+    let cases: Vec<Case> = vec![
         (GEOJSON, fixture("stadsmuur.geojson"), geo_plan),
         (JSON, UNICODE_JSON.as_bytes().to_vec(), || {
             plan(&[pseudonymise(&["naam", "esc"]), filter("w", &["WK1"])])
@@ -48,7 +49,11 @@ fn every_two_way_split_gives_the_same_output() {
 #[test]
 fn one_byte_chunks_give_the_same_output() {
     for (media, input, p) in [
-        (JSON, UNICODE_JSON.as_bytes().to_vec(), plan(&[drop(&["esc"])])),
+        (
+            JSON,
+            UNICODE_JSON.as_bytes().to_vec(),
+            plan(&[drop(&["esc"])]),
+        ),
         (CSV, CSV_BODY.as_bytes().to_vec(), plan(&[drop(&["NAAM"])])),
         (GEOJSON, fixture("stadsmuur.geojson"), geo_plan()),
     ] {
@@ -63,10 +68,26 @@ fn one_byte_chunks_give_the_same_output() {
 fn random_many_way_splits_of_large_real_bodies_give_the_same_output() {
     let mut rng = Rng(0x5EED_2026);
     for (media, name, p) in [
-        (GEOJSON, "wo2_oorlogsschade.geojson", plan(&[drop(&["ID"]), filter("CATEGORIE", &["Granatentijd 22 sep"])])),
-        (JSON, "eindhoven_parkings.json", plan(&[pseudonymise(&["straat"]), drop(&["geo_shape"])])),
-        (JSON, "arnhem_e6a_parking.json", plan(&[pseudonymise(&["ID"]), filter("WIJKCODE", &["WK020212"])])),
-        (CSV, "arnhem_e6a_parking.csv", plan(&[pseudonymise(&["ID"]), filter("WIJKCODE", &["WK020212"])])),
+        (
+            GEOJSON,
+            "wo2_oorlogsschade.geojson",
+            plan(&[drop(&["ID"]), filter("CATEGORIE", &["Granatentijd 22 sep"])]),
+        ),
+        (
+            JSON,
+            "eindhoven_parkings.json",
+            plan(&[pseudonymise(&["straat"]), drop(&["geo_shape"])]),
+        ),
+        (
+            JSON,
+            "arnhem_e6a_parking.json",
+            plan(&[pseudonymise(&["ID"]), filter("WIJKCODE", &["WK020212"])]),
+        ),
+        (
+            CSV,
+            "arnhem_e6a_parking.csv",
+            plan(&[pseudonymise(&["ID"]), filter("WIJKCODE", &["WK020212"])]),
+        ),
     ] {
         let input = fixture(name);
         let whole = run_ok(media, p.clone(), &input);
@@ -84,10 +105,17 @@ fn random_many_way_splits_of_large_real_bodies_give_the_same_output() {
 #[test]
 fn a_truncated_json_body_always_fails() {
     let input = fixture("stadsmuur.geojson");
-    let end = input.iter().rposition(|b| !b.is_ascii_whitespace()).unwrap() + 1;
+    let end = input
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .unwrap()
+        + 1;
     for len in 0..end {
         let r = run_cut(GEOJSON, geo_plan(), &input[..len], &[len / 2]);
-        assert!(r.is_err(), "a body cut at {len} of {end} bytes was served as complete");
+        assert!(
+            r.is_err(),
+            "a body cut at {len} of {end} bytes was served as complete"
+        );
     }
     let r = run_cut(JSON, plan(&[drop(&["x"])]), UNICODE_JSON.as_bytes(), &[]);
     assert!(r.is_ok());
@@ -105,21 +133,53 @@ fn malformed_records_fail_wherever_they_are() {
     let input = fixture("stadsmuur.geojson");
     let text = String::from_utf8(input).unwrap();
     for (what, broken) in [
-        ("a missing comma", text.replacen("\"NUMMER\": \"23\"}", "\"NUMMER\": \"23\" \"X\": 1}", 1)),
+        (
+            "a missing comma",
+            text.replacen("\"NUMMER\": \"23\"}", "\"NUMMER\": \"23\" \"X\": 1}", 1),
+        ),
         ("a bare word", text.replacen("\"Point\"", "Point", 1)),
-        ("a stray bracket", text.replacen("}}, {\"type\": \"Feature\"", "}}]], {\"type\": \"Feature\"", 1)),
+        (
+            "a stray bracket",
+            text.replacen(
+                "}}, {\"type\": \"Feature\"",
+                "}}]], {\"type\": \"Feature\"",
+                1,
+            ),
+        ),
         ("data after the end", format!("{text} {{}}")),
-        ("a control character in a string", text.replacen("24.htm", "24\u{1}.htm", 1)),
-        ("invalid UTF-8", text.replacen("24.htm", "24\u{fffd}.htm", 1)),
+        (
+            "a control character in a string",
+            text.replacen("24.htm", "24\u{1}.htm", 1),
+        ),
+        (
+            "invalid UTF-8",
+            text.replacen("24.htm", "24\u{fffd}.htm", 1),
+        ),
     ] {
         let mut bytes = broken.into_bytes();
         if what == "invalid UTF-8" {
-            let at = bytes.windows(3).position(|w| w == "\u{fffd}".as_bytes()).unwrap();
+            let at = bytes
+                .windows(3)
+                .position(|w| w == "\u{fffd}".as_bytes())
+                .unwrap();
             bytes[at..at + 3].copy_from_slice(&[0xC3, 0x28, 0x28]);
         }
-        assert_ne!(bytes, fixture("stadsmuur.geojson"), "{what}: the test did not break the body");
-        let r = run_cut(GEOJSON, plan(&[drop(&["HTML"])]), &bytes, &[bytes.len() / 3]);
-        assert!(matches!(r, Err((TransformError::Malformed { .. }, _))), "{what}: {:?}", r.map(|_| ()));
+        assert_ne!(
+            bytes,
+            fixture("stadsmuur.geojson"),
+            "{what}: the test did not break the body"
+        );
+        let r = run_cut(
+            GEOJSON,
+            plan(&[drop(&["HTML"])]),
+            &bytes,
+            &[bytes.len() / 3],
+        );
+        assert!(
+            matches!(r, Err((TransformError::Malformed { .. }, _))),
+            "{what}: {:?}",
+            r.map(|_| ())
+        );
     }
 }
 
@@ -136,7 +196,11 @@ fn a_record_larger_than_the_limit_fails() {
         }
         other => panic!("expected RecordTooLarge, got {:?}", other.map(|_| ())),
     }
-    let r = run(CSV, plan(&[drop(&["a"])]).with_max_record_bytes(10), b"a,b\n1,\"0123456789\"\n");
+    let r = run(
+        CSV,
+        plan(&[drop(&["a"])]).with_max_record_bytes(10),
+        b"a,b\n1,\"0123456789\"\n",
+    );
     assert!(matches!(r, Err(TransformError::RecordTooLarge { .. })));
 }
 
@@ -178,7 +242,10 @@ async fn the_stream_yields_transformed_chunks_and_ends_with_an_error_on_bad_inpu
     // An upstream failure passes through and ends the stream.
     let chunks = vec![
         Ok(Bytes::copy_from_slice(a)),
-        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "upstream reset")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "upstream reset",
+        )),
         Ok(Bytes::copy_from_slice(b)),
     ];
     let items: Vec<_> = transform::apply(GEOJSON, stream_of(chunks), geo_plan())
@@ -186,7 +253,10 @@ async fn the_stream_yields_transformed_chunks_and_ends_with_an_error_on_bad_inpu
         .collect()
         .await;
     let last = items.last().unwrap();
-    assert_eq!(last.as_ref().unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
+    assert_eq!(
+        last.as_ref().unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
 
     // A body that ends early ends in an error too.
     let chunks = vec![Ok(Bytes::copy_from_slice(a))];

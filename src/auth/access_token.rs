@@ -216,6 +216,19 @@ impl AccessTokenIssuer {
         let claims: AccessClaims = serde_json::from_value(Value::Object(payload))
             .map_err(|_| TokenError::Invalid("claims are malformed"))?;
 
+        self.check_claims(&claims, now, presented_client_cert_der)?;
+        Ok(claims)
+    }
+
+    /// The checks that depend on the moment and the connection rather than on the signature:
+    /// issuer, audience, lifetime and the certificate binding. [`AccessTokenIssuer::verify`]
+    /// runs them too; a cache of verified signatures runs only these.
+    pub fn check_claims(
+        &self,
+        claims: &AccessClaims,
+        now: DateTime<Utc>,
+        presented_client_cert_der: Option<&[u8]>,
+    ) -> Result<(), TokenError> {
         if claims.iss != self.our_party_id {
             return Err(TokenError::WrongIssuer);
         }
@@ -241,6 +254,6 @@ impl AccessTokenIssuer {
                 ));
             }
         }
-        Ok(claims)
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@ pub mod assertion;
 pub mod devcerts;
 pub mod party;
 pub mod thumbprint;
+pub mod token_cache;
 pub mod trust;
 
 mod jws;
@@ -22,6 +23,7 @@ pub use assertion::{
 pub use devcerts::{DevCertError, DevCerts, ensure_connector_key};
 pub use party::{PartyId, PartyIdError};
 pub use thumbprint::CertThumbprint;
+pub use token_cache::VerifiedTokens;
 pub use trust::{TrustStore, TrustStoreError};
 
 /// Clock difference we tolerate between us and a peer (or between our own replicas) when

@@ -89,6 +89,9 @@ impl Product {
                         .unwrap_or_else(|| media_type_for_extension(path).to_string()),
                 ),
                 SourceSettings::Http { media_type, .. } => media_type.clone(),
+                SourceSettings::Postgres { format, .. } => crate::source::RowFormat::parse(format)
+                    .ok()
+                    .map(|f| f.media_type().to_string()),
             };
         }
         Ok(Self {

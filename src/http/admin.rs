@@ -258,7 +258,8 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let m = &state.telemetry.metrics;
     m.audit_queue_depth.set(state.auditor.queue_depth() as i64);
     if let Some(p) = &state.policies {
-        m.policy_reload_failures.set(p.status().reload_failures as i64);
+        m.policy_reload_failures
+            .set(p.status().reload_failures as i64);
     }
     let mut extra = crate::telemetry::audit_families(&state.auditor.stats());
     extra.push_str(&state.harvest.prometheus());

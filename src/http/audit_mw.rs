@@ -85,7 +85,11 @@ pub async fn audited(
                 action: "request".into(),
                 purpose: None,
                 decision: Decision::Deny,
-                reasons: vec![e.as_error::<ApiError>().map_or("INTERNAL", ApiError::code).into()],
+                reasons: vec![
+                    e.as_error::<ApiError>()
+                        .map_or("INTERNAL", ApiError::code)
+                        .into(),
+                ],
                 policy_id: None,
                 policy_version: None,
                 status,
@@ -104,13 +108,21 @@ pub async fn audited(
 
     let status = res.status();
     let route = res.request().match_pattern();
-    let error_code = res.response().error().and_then(|e| e.as_error::<ApiError>()).map(|e| {
-        if status.is_server_error() {
-            tracing::warn!(transaction_id = %ctx.transaction_id, error = %e, "request failed");
-        }
-        e.code()
-    });
-    let facts = res.request().extensions_mut().remove::<AuditFacts>().unwrap_or_default();
+    let error_code = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<ApiError>())
+        .map(|e| {
+            if status.is_server_error() {
+                tracing::warn!(transaction_id = %ctx.transaction_id, error = %e, "request failed");
+            }
+            e.code()
+        });
+    let facts = res
+        .request()
+        .extensions_mut()
+        .remove::<AuditFacts>()
+        .unwrap_or_default();
     let decision = facts.decision.unwrap_or(if status.as_u16() < 400 {
         Decision::Permit
     } else {
@@ -147,7 +159,11 @@ pub async fn audited(
         product: facts.product,
         action: facts
             .action
-            .unwrap_or(if method == "GET" || method == "HEAD" { "read" } else { "write" })
+            .unwrap_or(if method == "GET" || method == "HEAD" {
+                "read"
+            } else {
+                "write"
+            })
             .to_string(),
         purpose: facts.purpose,
         decision,
@@ -172,7 +188,12 @@ pub async fn audited(
         Ok(()) => {
             let mut res = res;
             res.headers_mut().insert(TRANSACTION_ID_HEADER, txid);
-            state.telemetry.metrics.observe(product.as_deref(), decision.as_str(), status.as_u16(), started.elapsed());
+            state.telemetry.metrics.observe(
+                product.as_deref(),
+                decision.as_str(),
+                status.as_u16(),
+                started.elapsed(),
+            );
             span.finish(span_name, attributes, status.as_u16());
             Ok(res)
         }
@@ -184,7 +205,10 @@ pub async fn audited(
             let code = refused.code();
             let mut refused = refused.error_response();
             refused.headers_mut().insert(TRANSACTION_ID_HEADER, txid);
-            state.telemetry.metrics.observe(product.as_deref(), "deny", 503, started.elapsed());
+            state
+                .telemetry
+                .metrics
+                .observe(product.as_deref(), "deny", 503, started.elapsed());
             attributes.push(KeyValue::new("sluis.refused", code));
             span.finish(span_name, attributes, 503);
             Ok(ServiceResponse::new(req, refused))

@@ -15,8 +15,8 @@ use crate::app::AppState;
 use crate::audit::Decision;
 use crate::catalog::{Access, Product};
 use crate::consumer::{Consumer, ConsumerStatus};
-use crate::source::OpenContext;
 use crate::error::ApiError;
+use crate::source::OpenContext;
 use crate::store::usage;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -195,7 +195,9 @@ pub(crate) async fn authenticate(
         .and_then(bearer)
         .ok_or(ApiError::TokenMissing)?;
     let cert = req.conn_data::<ClientCert>().map(|c| c.0.as_slice());
-    let claims = state.tokens.verify(token, chrono::Utc::now(), cert)?;
+    let claims = state
+        .verified_tokens
+        .verify(&state.tokens, token, chrono::Utc::now(), cert)?;
     facts.party_id = Some(claims.sub.to_string());
     let consumer = state
         .registry

@@ -55,6 +55,8 @@ pub struct OpenContext<'a> {
 pub enum DataSource {
     File(FileSource),
     Http(HttpSource),
+    // Boxed: the connection options are large next to the other variants.
+    Postgres(Box<PostgresSource>),
 }
 
 impl DataSource {
@@ -69,6 +71,9 @@ impl DataSource {
             SourceSettings::Http { url, media_type } => {
                 Self::Http(HttpSource::new(url, media_type.as_deref(), http.clone())?)
             }
+            SourceSettings::Postgres { .. } => {
+                Self::Postgres(Box::new(PostgresSource::from_settings(settings)?))
+            }
         })
     }
 
@@ -77,6 +82,9 @@ impl DataSource {
         match self {
             Self::File(f) => f.open().await,
             Self::Http(h) => h.open(ctx.traceparent).await,
+            // Row filters are not passed here yet: obligations that filter rows are refused
+            // before a source is opened (see http::enforce::fulfil).
+            Self::Postgres(p) => p.open(&[]).await,
         }
     }
 }

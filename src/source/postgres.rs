@@ -18,10 +18,13 @@ use tokio::sync::{OnceCell, mpsc, oneshot};
 
 use super::transform::{Members, RowFilter};
 use super::{SourceBody, SourceError};
+use crate::config::SourceSettings;
 
 /// Chunks of about this size are handed to the response; a few of them are in flight at most.
 const CHUNK: usize = 32 * 1024;
 const CHUNKS_IN_FLIGHT: usize = 4;
+const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 30_000;
+const DEFAULT_MAX_CONNECTIONS: u32 = 4;
 /// PostgreSQL truncates longer identifiers, which would make a filter name another column.
 const MAX_IDENTIFIER_BYTES: usize = 63;
 
@@ -65,7 +68,10 @@ pub enum Geometry {
     /// Feature's geometry, not a property, and in JSON its value is the GeoJSON geometry.
     PostGis(String),
     /// Longitude and latitude columns (WGS 84) make a Point in GeoJSON; they stay properties.
-    LonLat { lon: String, lat: String },
+    LonLat {
+        lon: String,
+        lat: String,
+    },
 }
 
 /// What configures a [`PostgresSource`].
@@ -164,6 +170,62 @@ impl PostgresSource {
         })
     }
 
+    /// From `kind = "postgres"` settings; the URL is read from `url_file` when that is given.
+    pub fn from_settings(settings: &SourceSettings) -> Result<Self, SourceError> {
+        let SourceSettings::Postgres {
+            url,
+            url_file,
+            query,
+            format,
+            geometry_column,
+            lon_column,
+            lat_column,
+            statement_timeout_ms,
+            max_connections,
+        } = settings
+        else {
+            return Err(SourceError::Config("not a postgres source".into()));
+        };
+        let url = match (url, url_file) {
+            (Some(u), _) => u.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|source| SourceError::File {
+                    path: path.display().to_string(),
+                    source,
+                })?
+                .trim()
+                .to_string(),
+            (None, None) => {
+                return Err(SourceError::Config(
+                    "postgres source: url or url_file is required".into(),
+                ));
+            }
+        };
+        let geometry = match (geometry_column, lon_column, lat_column) {
+            (Some(c), None, None) => Geometry::PostGis(c.clone()),
+            (None, Some(lon), Some(lat)) => Geometry::LonLat {
+                lon: lon.clone(),
+                lat: lat.clone(),
+            },
+            (None, None, None) => Geometry::None,
+            _ => {
+                return Err(SourceError::Config(
+                    "postgres source: give geometry_column, or lon_column and lat_column".into(),
+                ));
+            }
+        };
+        Self::new(PostgresOptions {
+            url,
+            query: query.clone(),
+            format: RowFormat::parse(format)?,
+            geometry,
+            statement_timeout: Duration::from_millis(
+                statement_timeout_ms.unwrap_or(DEFAULT_STATEMENT_TIMEOUT_MS),
+            ),
+            max_connections: max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
+        })
+    }
+
     pub fn format(&self) -> RowFormat {
         self.format
     }
@@ -173,8 +235,8 @@ impl PostgresSource {
     /// streams as the response is read; dropping the body ends the query.
     pub async fn open(&self, filters: &[RowFilter]) -> Result<SourceBody, SourceError> {
         let sql = self.sql(filters)?;
-        let columns_sql = (self.format == RowFormat::Csv)
-            .then(|| format!("SELECT * FROM ({}) AS q", self.query));
+        let columns_sql =
+            (self.format == RowFormat::Csv).then(|| format!("SELECT * FROM ({}) AS q", self.query));
         let pool = self
             .pool
             .get_or_init(|| async {
@@ -221,7 +283,9 @@ impl PostgresSource {
     /// The operator's query as a subquery `q`: each row as JSON text and its geometry, filtered.
     fn sql(&self, filters: &[RowFilter]) -> Result<String, SourceError> {
         let geometry = match (&self.geometry, self.format) {
-            (Geometry::PostGis(c), RowFormat::Csv) => format!("ST_AsText(q.{})", quote_identifier(c)?),
+            (Geometry::PostGis(c), RowFormat::Csv) => {
+                format!("ST_AsText(q.{})", quote_identifier(c)?)
+            }
             (Geometry::PostGis(c), _) => format!("ST_AsGeoJSON(q.{})", quote_identifier(c)?),
             (Geometry::LonLat { lon, lat }, RowFormat::GeoJson) => {
                 let (lon, lat) = (quote_identifier(lon)?, quote_identifier(lat)?);
@@ -267,8 +331,7 @@ pub fn quote_identifier(name: &str) -> Result<String, SourceError> {
 
 fn db_error(origin: &str, e: &sqlx::Error) -> SourceError {
     let timed_out = matches!(e, sqlx::Error::PoolTimedOut)
-        || e
-            .as_database_error()
+        || e.as_database_error()
             .and_then(|d| d.code())
             .is_some_and(|c| c == "57014"); // query_canceled: the statement timeout
     if timed_out {
@@ -297,7 +360,11 @@ struct Job {
 type Chunk = Result<Bytes, std::io::Error>;
 
 impl Job {
-    async fn run(self, ready: oneshot::Sender<Result<(), sqlx::Error>>, chunks: mpsc::Sender<Chunk>) {
+    async fn run(
+        self,
+        ready: oneshot::Sender<Result<(), sqlx::Error>>,
+        chunks: mpsc::Sender<Chunk>,
+    ) {
         let mut ready = Some(ready);
         if let Err(e) = self.stream(&mut ready, &chunks).await {
             match ready.take() {
@@ -327,7 +394,8 @@ impl Job {
         } = self;
         let mut tx = pool.begin().await?;
         (&mut *tx).execute("SET TRANSACTION READ ONLY").await?;
-        (&mut *tx).execute(format!("SET LOCAL statement_timeout = {timeout_ms}").as_str())
+        (&mut *tx)
+            .execute(format!("SET LOCAL statement_timeout = {timeout_ms}").as_str())
             .await?;
         // Timestamps with time zone come out in UTC whatever the role's default.
         (&mut *tx).execute("SET LOCAL TimeZone = 'UTC'").await?;
@@ -394,7 +462,9 @@ impl Encoder {
 
     fn start(&self, out: &mut BytesMut) {
         match self.format {
-            RowFormat::GeoJson => out.extend_from_slice(b"{\"type\":\"FeatureCollection\",\"features\":["),
+            RowFormat::GeoJson => {
+                out.extend_from_slice(b"{\"type\":\"FeatureCollection\",\"features\":[")
+            }
             RowFormat::Json => out.extend_from_slice(b"["),
             RowFormat::Csv => {
                 for (i, c) in self.columns.iter().enumerate() {
@@ -416,7 +486,12 @@ impl Encoder {
         }
     }
 
-    fn row(&mut self, json: &str, geometry: Option<&str>, out: &mut BytesMut) -> Result<(), String> {
+    fn row(
+        &mut self,
+        json: &str,
+        geometry: Option<&str>,
+        out: &mut BytesMut,
+    ) -> Result<(), String> {
         let members = Members::parse(json)?;
         let separator = self.rows > 0;
         self.rows += 1;
@@ -557,6 +632,34 @@ mod tests {
              WHERE q.\"WIJKCODE\"::text = ANY($1) AND q.\"PLANTJAAR\"::text = ANY($2)"
         );
         assert!(!format!("{s:?}").contains("secret"));
+    }
+
+    #[test]
+    fn settings_in_toml_make_a_source() {
+        let settings: SourceSettings = match toml::from_str(
+            r#"
+            kind = "postgres"
+            url = "postgres://reader@db.example/gis"
+            query = "SELECT * FROM bomen"
+            format = "geojson"
+            lon_column = "lon"
+            lat_column = "lat"
+            statement_timeout_ms = 5000
+            "#,
+        ) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let source = match PostgresSource::from_settings(&settings) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(source.format(), RowFormat::GeoJson);
+        assert_eq!(source.statement_timeout, Duration::from_secs(5));
+        let bad: Result<SourceSettings, _> = toml::from_str(
+            "kind = \"postgres\"\nurl = \"x\"\nquery = \"q\"\nformat = \"csv\"\nsql = 1",
+        );
+        assert!(bad.is_err(), "unknown keys are refused");
     }
 
     #[test]

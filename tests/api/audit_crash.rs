@@ -47,7 +47,11 @@ async fn sigkill_under_load_loses_no_acknowledged_record(backend: Backend) {
 
     // Restart on the same database: a new chain; the old one stays as it was left.
     let process = spawn_process(&db, &products).await;
-    let res = client.get(&url).send().await.expect("served after restart");
+    let res = client
+        .get(format!("{}/products/stadsmuur", process.public))
+        .send()
+        .await
+        .expect("served after restart");
     assert_eq!(res.status(), 200);
     let stored: std::collections::HashSet<String> = audit_records(&db.url)
         .await

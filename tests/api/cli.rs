@@ -107,6 +107,81 @@ fn bad_configuration_names_the_key() {
         &[],
         "admin.token_file",
     );
+    // An admin listener reachable from the network needs a long token.
+    assert_config_error(
+        "[server]\nadmin_listen = \"0.0.0.0:8081\"\n",
+        &[],
+        "admin.token",
+    );
+    assert_config_error(
+        "[server]\nadmin_listen = \"0.0.0.0:8081\"\n[admin]\ntoken = \"kort\"\n",
+        &[],
+        "admin.token",
+    );
+}
+
+#[test]
+fn policy_check_names_file_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/oorlogsschade.json");
+    let (code, _, err) = run(
+        &["policy", "check", demo.to_str().unwrap()],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let broken = std::fs::read_to_string(&demo)
+        .unwrap()
+        .replace("\"purpose\"", "\"doel\"");
+    std::fs::write(dir.path().join("kapot.json"), broken).unwrap();
+    let (code, _, err) = run(&["policy", "check", "kapot.json"], &[], dir.path());
+    assert_eq!(code, Some(2));
+    assert!(
+        err.lines().count() >= 1 && err.lines().all(|l| l.contains("kapot.json")),
+        "{err}"
+    );
+    assert!(
+        err.contains("doel") && err.contains("urn:sluis:policy:oorlogsschade"),
+        "names the operand and rule: {err}"
+    );
+
+    let request = serde_json::json!({
+        "subject": {"type": "party", "id": "x", "properties": {"partOf": ["urn:sluis:group:gemeenten"]}},
+        "action": {"name": "read"},
+        "resource": {"type": "product", "id": "urn:sluis:product:oorlogsschade"},
+        "context": {"time": "2026-12-04T10:00:00Z", "purpose": "urn:sluis:purpose:commercieel"}
+    });
+    std::fs::write(dir.path().join("req.json"), request.to_string()).unwrap();
+    let (code, out, err) = run(
+        &[
+            "policy",
+            "eval",
+            "--policy",
+            demo.to_str().unwrap(),
+            "--request",
+            "req.json",
+        ],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["decision"], false);
+    assert_eq!(v["context"]["reason"], "prohibited");
+    std::fs::write(dir.path().join("req.json"), "{").unwrap();
+    let (code, _, _) = run(
+        &[
+            "policy",
+            "eval",
+            "--policy",
+            demo.to_str().unwrap(),
+            "--request",
+            "req.json",
+        ],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(code, Some(2));
 }
 
 #[test]

@@ -68,6 +68,8 @@ pub fn postgres_admin_url() -> String {
 
 impl TestDb {
     pub async fn new(backend: Backend) -> Self {
+        // reqwest is built without a default TLS provider; every test starts here.
+        sluis::app::install_crypto_provider();
         let dir = tempfile::tempdir().expect("temp dir");
         match backend {
             Backend::Sqlite => Self {
@@ -208,7 +210,8 @@ pub async fn spawn_app_with(
 
 /// Starts the application with exactly these settings on `db`.
 pub async fn start(db: TestDb, settings: Settings) -> TestApp {
-    let telemetry = sluis::telemetry::Telemetry::from_settings(&settings.telemetry).expect("telemetry");
+    let telemetry =
+        sluis::telemetry::Telemetry::from_settings(&settings.telemetry).expect("telemetry");
     start_with_telemetry(db, settings, telemetry).await
 }
 

@@ -17,7 +17,10 @@ pub const JSON: &str = "application/json";
 pub const CSV: &str = "text/csv; charset=utf-8";
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/transform/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/transform/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -93,7 +96,10 @@ pub fn run_ok(media_type: &str, plan: TransformPlan, input: &[u8]) -> Vec<u8> {
 pub fn json(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes).unwrap_or_else(|e| {
         let text = String::from_utf8_lossy(bytes);
-        panic!("output is not JSON ({e}): {}", text.chars().take(600).collect::<String>())
+        panic!(
+            "output is not JSON ({e}): {}",
+            text.chars().take(600).collect::<String>()
+        )
     })
 }
 

@@ -253,7 +253,12 @@ impl CsvTransformer {
         self.fields.push((self.field_start, self.row.len()));
     }
 
-    fn end_row(&mut self, end: LineEnd, out: &mut BytesMut, at: usize) -> Result<(), TransformError> {
+    fn end_row(
+        &mut self,
+        end: LineEnd,
+        out: &mut BytesMut,
+        at: usize,
+    ) -> Result<(), TransformError> {
         let blank = self.row.is_empty() && self.fields.len() == 1;
         let r = if blank {
             Ok(())
@@ -271,7 +276,12 @@ impl CsvTransformer {
         r
     }
 
-    fn header_row(&mut self, end: LineEnd, out: &mut BytesMut, at: usize) -> Result<(), TransformError> {
+    fn header_row(
+        &mut self,
+        end: LineEnd,
+        out: &mut BytesMut,
+        at: usize,
+    ) -> Result<(), TransformError> {
         let mut names = Vec::with_capacity(self.fields.len());
         for &(s, e) in &self.fields {
             let name = String::from_utf8(unquote(&self.row[s..e]).into_owned())
@@ -311,7 +321,12 @@ impl CsvTransformer {
         Ok(())
     }
 
-    fn data_row(&mut self, end: LineEnd, out: &mut BytesMut, at: usize) -> Result<(), TransformError> {
+    fn data_row(
+        &mut self,
+        end: LineEnd,
+        out: &mut BytesMut,
+        at: usize,
+    ) -> Result<(), TransformError> {
         let Some(header) = self.header.take() else {
             return Ok(());
         };
@@ -326,9 +341,8 @@ impl CsvTransformer {
             ))
         } else {
             let keep = header.filters.iter().enumerate().all(|(f, col)| {
-                col.and_then(|c| self.fields.get(c)).is_some_and(|&(s, e)| {
-                    self.plan.allows(f, &unquote(&self.row[s..e]))
-                })
+                col.and_then(|c| self.fields.get(c))
+                    .is_some_and(|&(s, e)| self.plan.allows(f, &unquote(&self.row[s..e])))
             });
             if keep {
                 self.write_row(&header, true, end, out);

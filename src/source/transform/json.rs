@@ -10,8 +10,8 @@ use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::TransformError;
-use super::plan::{FieldAction, TransformPlan};
 use super::Unsupported;
+use super::plan::{FieldAction, TransformPlan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Shape {
@@ -29,7 +29,7 @@ enum Fields {
     /// A GeoJSON feature's `properties` (or, outside `application/geo+json`, ArcGIS `attributes`).
     Properties,
     /// An Opendatasoft record's `fields`.
-    OdsFields,
+    Opendatasoft,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,13 @@ enum State {
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 
 /// Totals of the unfiltered source: wrong once rows are filtered, and not knowable in a stream.
-const TOTALS: &[&str] = &["totalFeatures", "numberMatched", "nhits", "total_count", "count"];
+const TOTALS: &[&str] = &[
+    "totalFeatures",
+    "numberMatched",
+    "nhits",
+    "total_count",
+    "count",
+];
 /// Summaries of field values across all rows, withheld ones included.
 const FACETS: &[&str] = &["facet_groups", "facets"];
 /// Top-level arrays of objects that describe the schema or navigation, not records: ArcGIS REST
@@ -122,7 +128,10 @@ impl JsonTransformer {
     }
 
     pub(super) fn buffered(&self) -> usize {
-        self.buf.capacity() + self.held.capacity() + self.scratch.capacity() + self.raw_name.capacity()
+        self.buf.capacity()
+            + self.held.capacity()
+            + self.scratch.capacity()
+            + self.raw_name.capacity()
     }
 
     fn malformed(&self, at: usize, reason: impl Into<String>) -> TransformError {
@@ -359,7 +368,7 @@ impl JsonTransformer {
     fn records_member(&self) -> Option<Fields> {
         match (self.shape, self.name.as_str()) {
             (_, "features") => Some(Fields::Properties),
-            (Shape::Json, "records") => Some(Fields::OdsFields),
+            (Shape::Json, "records") => Some(Fields::Opendatasoft),
             (Shape::Json, "results" | "data" | "items" | "value") => Some(Fields::Itself),
             _ => None,
         }
@@ -376,7 +385,12 @@ impl JsonTransformer {
     }
 
     /// A top-level member other than the records array: copied, dropped or recomputed.
-    fn member(&mut self, value: &[u8], out: &mut BytesMut, at: usize) -> Result<(), TransformError> {
+    fn member(
+        &mut self,
+        value: &[u8],
+        out: &mut BytesMut,
+        at: usize,
+    ) -> Result<(), TransformError> {
         serde_json::from_slice::<IgnoredAny>(value)
             .map_err(|e| self.malformed(at, format!("member `{}`: {e}", self.name)))?;
         let name = self.name.as_str();
@@ -436,9 +450,9 @@ impl JsonTransformer {
         };
         let (container, fields) = match how {
             Fields::Itself => (None, None),
-            Fields::Properties | Fields::OdsFields => {
+            Fields::Properties | Fields::Opendatasoft => {
                 let names: &[&str] = match (how, self.shape) {
-                    (Fields::OdsFields, _) => &["fields"],
+                    (Fields::Opendatasoft, _) => &["fields"],
                     (_, Shape::GeoJson) => &["properties"],
                     _ => &["properties", "attributes"],
                 };
@@ -557,10 +571,7 @@ fn write_name(w: &mut Vec<u8>, name: &str) {
 fn value_text(v: &RawValue) -> Option<Cow<'_, str>> {
     let text = v.get();
     match text.as_bytes().first() {
-        Some(b'"') => match serde_json::from_str::<Cow<'_, str>>(text) {
-            Ok(s) => Some(s),
-            Err(_) => None,
-        },
+        Some(b'"') => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
         Some(b'n') => None,
         _ => Some(Cow::Borrowed(text)),
     }
