@@ -38,6 +38,8 @@ pub struct AppState {
     pub telemetry: Arc<Telemetry>,
     /// Access tokens whose signature was verified before.
     pub verified_tokens: VerifiedTokens,
+    /// Secret behind per-product, per-consumer pseudonym keys (derived from the signing key).
+    pub pseudonym_secret: [u8; 32],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +193,7 @@ impl Application {
         let state = web::Data::new(AppState {
             telemetry: Arc::new(telemetry),
             verified_tokens: VerifiedTokens::default(),
+            pseudonym_secret: pseudonym_secret(&settings)?,
             admin_token: settings.admin.token.clone(),
             settings: settings.clone(),
             db,
@@ -348,6 +351,20 @@ fn load_policies(
         .map_err(|e| StartError::Policies(e.to_string()))?;
     tracing::info!(dir = %dir.display(), policies = store.status().policies.len(), "policies loaded");
     Ok(Some(Arc::new(store)))
+}
+
+/// Pseudonyms must be stable across restarts and replicas and unguessable: derived from the
+/// connector's signing key (rotating the key rotates the pseudonyms).
+fn pseudonym_secret(settings: &Settings) -> Result<[u8; 32], StartError> {
+    use sha2::{Digest, Sha256};
+    let key = std::fs::read(&settings.auth.signing_key).map_err(|e| StartError::SigningKey {
+        path: settings.auth.signing_key.display().to_string(),
+        why: e.to_string(),
+    })?;
+    let mut h = Sha256::new();
+    h.update(b"sluis pseudonym secret v1\0");
+    h.update(&key);
+    Ok(h.finalize().into())
 }
 
 fn load_trust_anchors(dir: &std::path::Path) -> Option<TrustStore> {

@@ -3,7 +3,7 @@
 //! PostgreSQL, on every other replica through LISTEN/NOTIFY, so a suspension holds on the next
 //! request everywhere. While a replica cannot listen, it does not cache.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -45,6 +45,8 @@ pub struct Consumer {
     pub certificate: Option<String>,
     /// Group IRIs, e.g. `urn:sluis:group:gemeenten`; policies address them as party collections.
     pub groups: Vec<String>,
+    /// Named lists of values policies may refer to (`sluis:subject.NAME`), e.g. `wijkcodes`.
+    pub attributes: BTreeMap<String, Vec<String>>,
     pub status: ConsumerStatus,
     pub created_us: i64,
     pub updated_us: i64,
@@ -61,6 +63,38 @@ pub enum InvalidConsumer {
     Certificate,
     #[error("groups: `{0}` is not an IRI")]
     Group(String),
+    #[error("attributes: {0}")]
+    Attributes(String),
+}
+
+/// Attribute names are identifiers (policies name them as `sluis:subject.NAME`); values are short
+/// strings, a bounded number of each.
+pub fn validate_attributes(
+    attributes: &BTreeMap<String, Vec<String>>,
+) -> Result<BTreeMap<String, Vec<String>>, InvalidConsumer> {
+    if attributes.len() > 32 {
+        return Err(InvalidConsumer::Attributes("at most 32 attributes".into()));
+    }
+    for (name, values) in attributes {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(InvalidConsumer::Attributes(format!(
+                "`{name}` is not a name of letters, digits and _"
+            )));
+        }
+        if values.len() > 1024
+            || values
+                .iter()
+                .any(|v| v.len() > 256 || v.chars().any(char::is_control))
+        {
+            return Err(InvalidConsumer::Attributes(format!(
+                "`{name}`: at most 1024 values of at most 256 characters"
+            )));
+        }
+    }
+    Ok(attributes.clone())
 }
 
 pub fn validate_name(name: &str) -> Result<String, InvalidConsumer> {

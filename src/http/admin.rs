@@ -108,6 +108,8 @@ struct Registration {
     certificate: Option<String>,
     #[serde(default)]
     groups: Vec<String>,
+    #[serde(default)]
+    attributes: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +120,7 @@ struct Change {
     #[serde(default, deserialize_with = "present")]
     certificate: Option<Option<String>>,
     groups: Option<Vec<String>>,
+    attributes: Option<std::collections::BTreeMap<String, Vec<String>>>,
     status: Option<ConsumerStatus>,
 }
 
@@ -158,6 +161,7 @@ async fn register(
             .transpose()
             .map_err(invalid)?,
         groups: consumer::validate_groups(&r.groups).map_err(invalid)?,
+        attributes: consumer::validate_attributes(&r.attributes).map_err(invalid)?,
         status: ConsumerStatus::Active,
         created_us: now,
         updated_us: now,
@@ -207,6 +211,9 @@ async fn change(
     if ch.groups.is_some() {
         what.push("groups".into());
     }
+    if ch.attributes.is_some() {
+        what.push("attributes".into());
+    }
     if ch.certificate.is_some() {
         what.push("certificate".into());
     }
@@ -230,6 +237,9 @@ async fn change(
     if let Some(groups) = ch.groups {
         c.groups = consumer::validate_groups(&groups).map_err(invalid)?;
     }
+    if let Some(attributes) = ch.attributes {
+        c.attributes = consumer::validate_attributes(&attributes).map_err(invalid)?;
+    }
     if let Some(status) = ch.status {
         c.status = status;
     }
@@ -247,6 +257,7 @@ fn view(c: &Consumer) -> serde_json::Value {
         "name": c.name,
         "certificate": c.certificate,
         "groups": c.groups,
+        "attributes": c.attributes,
         "status": c.status,
         "created": time(c.created_us),
         "updated": time(c.updated_us),

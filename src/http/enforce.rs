@@ -10,6 +10,7 @@ use crate::error::ApiError;
 use crate::policy::{
     CompiledPolicy, Context, Decision, Entity, Obligation, Request, RequestTime, XsdDuration,
 };
+use crate::source::transform::TransformPlan;
 
 /// The request header in which a consumer declares the purpose of its request.
 pub const PURPOSE_HEADER: &str = "sluis-purpose";
@@ -43,7 +44,11 @@ pub fn decide(
         subject: Entity {
             id: consumer.party_id.as_str(),
             part_of: consumer.groups.iter().map(String::as_str).collect(),
-            properties: Vec::new(),
+            properties: consumer
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.iter().map(String::as_str).collect()))
+                .collect(),
         },
         action: "read",
         resource: Entity {
@@ -97,14 +102,16 @@ pub fn denial_reasons(decision: &Decision) -> Vec<String> {
     out
 }
 
-/// What a permitted request must carry: response headers for attribution. Any obligation the
-/// enforcement point cannot fulfil refuses the request — data is never served without it.
+/// What a permitted request must carry: response headers for attribution and a transform plan
+/// for the data (fields dropped or pseudonymised, rows filtered). An obligation the enforcement
+/// point cannot fulfil refuses the request — data is never served without it.
 pub struct Fulfilment {
     pub headers: Vec<(&'static str, String)>,
     pub reasons: Vec<String>,
+    pub plan: Option<TransformPlan>,
 }
 
-pub fn fulfil(decision: &Decision) -> Result<Fulfilment, ApiError> {
+pub fn fulfil(decision: &Decision, pseudonym_key: &[u8]) -> Result<Fulfilment, ApiError> {
     let mut f = Fulfilment {
         headers: Vec::new(),
         reasons: decision
@@ -112,37 +119,46 @@ pub fn fulfil(decision: &Decision) -> Result<Fulfilment, ApiError> {
             .iter()
             .map(|r| format!("permitted_by {r}"))
             .collect(),
+        plan: TransformPlan::from_obligations(&decision.obligations, pseudonym_key).map_err(
+            |e| ApiError::PolicyDenied {
+                reasons: vec![format!("an obligation cannot be fulfilled: {}", e.0)],
+            },
+        )?,
     };
     for o in &decision.obligations {
-        match o {
-            Obligation::Attribution {
-                duty,
-                license,
-                text,
-            } => {
-                if let Some(l) = license {
-                    f.headers
-                        .push(("link", format!("<{}>; rel=\"license\"", header_safe(l))));
-                }
-                if let Some(t) = text {
-                    f.headers.push(("sluis-attribution", header_safe(t)));
-                }
-                f.reasons.push(format!("obligation {duty}: attribution"));
+        if let Obligation::Attribution { license, text, .. } = o {
+            if let Some(l) = license {
+                f.headers
+                    .push(("link", format!("<{}>; rel=\"license\"", header_safe(l))));
             }
-            other => {
-                let kind = other.to_json()["type"]
-                    .as_str()
-                    .unwrap_or("unknown")
-                    .to_string();
-                return Err(ApiError::PolicyDenied {
-                    reasons: vec![format!(
-                        "obligation {kind} cannot be fulfilled for this product"
-                    )],
-                });
+            if let Some(t) = text {
+                f.headers.push(("sluis-attribution", header_safe(t)));
             }
         }
+        let kind = o.to_json()["type"].as_str().unwrap_or("duty").to_string();
+        let duty = match o {
+            Obligation::DropFields { duty, .. }
+            | Obligation::PseudonymiseFields { duty, .. }
+            | Obligation::FilterRows { duty, .. }
+            | Obligation::Attribution { duty, .. }
+            | Obligation::Action { duty, .. } => duty.to_string(),
+        };
+        f.reasons.push(format!("obligation {duty}: {kind}"));
     }
     Ok(f)
+}
+
+/// The key that pseudonymises a product's fields for one consumer: derived from the connector's
+/// secret, so it is stable across restarts and replicas, and different per product and consumer,
+/// so pseudonyms cannot be joined across consumers.
+pub fn pseudonym_key(secret: &[u8; 32], product: &str, party_id: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(secret);
+    h.update((product.len() as u32).to_be_bytes());
+    h.update(product.as_bytes());
+    h.update(party_id.as_bytes());
+    h.finalize().into()
 }
 
 /// Percent-encodes what a header value may not carry (controls, non-ASCII), keeping it readable.

@@ -16,7 +16,8 @@ use crate::audit::Decision;
 use crate::catalog::{Access, Product};
 use crate::consumer::{Consumer, ConsumerStatus};
 use crate::error::ApiError;
-use crate::source::OpenContext;
+use crate::source::transform::{self, TransformPlan};
+use crate::source::{DataSource, OpenContext};
 use crate::store::usage;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -56,6 +57,7 @@ async fn get_product(
         ..Default::default()
     };
     let mut extra_headers = Vec::new();
+    let mut plan = None;
     if product.access == Access::Restricted {
         facts.policy_id = product.policy.clone();
         facts.purpose = enforce::declared_purpose(&req).map(str::to_string);
@@ -63,6 +65,7 @@ async fn get_product(
             Ok(fulfilment) => {
                 facts.reasons = fulfilment.reasons;
                 extra_headers = fulfilment.headers;
+                plan = fulfilment.plan;
             }
             Err(e) => {
                 facts.decision = Some(Decision::Deny);
@@ -82,12 +85,40 @@ async fn get_product(
         .extensions()
         .get::<RequestContext>()
         .map(|c| c.traceparent.clone());
-    let body = product
+    // A database source filters rows in its query; the stream transform does the rest.
+    let in_query = matches!(product.source, DataSource::Postgres(_));
+    let row_filters = match (&plan, in_query) {
+        (Some(p), true) => p.row_filters().to_vec(),
+        _ => Vec::new(),
+    };
+    if in_query {
+        plan = plan.and_then(TransformPlan::without_row_filters);
+    }
+    let mut body = product
         .source
         .open(&OpenContext {
             traceparent: traceparent.as_deref(),
+            row_filters: &row_filters,
         })
         .await?;
+    if let Some(plan) = plan {
+        body.stream = match transform::apply(&body.media_type, body.stream, plan) {
+            Ok(stream) => stream,
+            Err(e) => {
+                // Refused before a byte is sent: the product's format cannot carry the obligation.
+                let reasons = vec![format!(
+                    "an obligation cannot be fulfilled for this product: {e}"
+                )];
+                if let Some(f) = req.extensions_mut().get_mut::<AuditFacts>() {
+                    f.decision = Some(Decision::Deny);
+                    f.reasons.clone_from(&reasons);
+                }
+                return Err(ApiError::PolicyDenied { reasons });
+            }
+        };
+        // The transformed body is shorter than the source: its length is unknown.
+        body.length = None;
+    }
     let mut res = HttpResponse::Ok();
     res.insert_header((header::CONTENT_TYPE, body.media_type))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
@@ -160,7 +191,8 @@ async fn check_restricted(
         local,
     );
     let outcome = if decision.allowed {
-        enforce::fulfil(&decision)
+        let key = enforce::pseudonym_key(&state.pseudonym_secret, product.id.as_str(), party);
+        enforce::fulfil(&decision, &key)
     } else {
         Err(ApiError::PolicyDenied {
             reasons: enforce::denial_reasons(&decision),

@@ -41,19 +41,16 @@ impl HttpSource {
             // The upstream call joins the request's trace (W3C Trace Context).
             request = request.header("traceparent", tp);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    SourceError::UpstreamTimeout { url: url.clone() }
-                } else {
-                    SourceError::UpstreamUnavailable {
-                        url: url.clone(),
-                        reason: error_chain(&e),
-                    }
+        let response = request.send().await.map_err(|e| {
+            if e.is_timeout() {
+                SourceError::UpstreamTimeout { url: url.clone() }
+            } else {
+                SourceError::UpstreamUnavailable {
+                    url: url.clone(),
+                    reason: error_chain(&e),
                 }
-            })?;
+            }
+        })?;
         let status = response.status();
         if !status.is_success() {
             return Err(SourceError::UpstreamStatus {

@@ -49,6 +49,8 @@ pub enum SourceError {
 pub struct OpenContext<'a> {
     /// W3C trace context of the request's span, passed on to upstream HTTP sources.
     pub traceparent: Option<&'a str>,
+    /// Row filters a database source applies in its query (bound as parameters).
+    pub row_filters: &'a [transform::RowFilter],
 }
 
 #[derive(Debug)]
@@ -82,9 +84,7 @@ impl DataSource {
         match self {
             Self::File(f) => f.open().await,
             Self::Http(h) => h.open(ctx.traceparent).await,
-            // Row filters are not passed here yet: obligations that filter rows are refused
-            // before a source is opened (see http::enforce::fulfil).
-            Self::Postgres(p) => p.open(&[]).await,
+            Self::Postgres(p) => p.open(ctx.row_filters).await,
         }
     }
 }

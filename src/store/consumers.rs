@@ -14,6 +14,7 @@ struct Row {
     name: String,
     certificate: Option<String>,
     groups: String,
+    attributes: String,
     status: String,
     created_us: i64,
     updated_us: i64,
@@ -27,6 +28,8 @@ impl Row {
             party_id: crate::auth::PartyId::parse(&self.party_id)
                 .map_err(|_| corrupt("party id"))?,
             groups: serde_json::from_str(&self.groups).map_err(|_| corrupt("groups"))?,
+            attributes: serde_json::from_str(&self.attributes)
+                .map_err(|_| corrupt("attributes"))?,
             status: ConsumerStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
             name: self.name,
             certificate: self.certificate,
@@ -36,13 +39,15 @@ impl Row {
     }
 }
 
-const COLUMNS: &str = "party_id, name, certificate, groups, status, created_us, updated_us";
+const COLUMNS: &str =
+    "party_id, name, certificate, groups, attributes, status, created_us, updated_us";
 
 /// Inserts a new consumer; `Ok(false)` when the party id is already registered.
 pub async fn insert(db: &Db, c: &Consumer) -> Result<bool, StoreError> {
-    let sql = "INSERT INTO consumers (party_id, name, certificate, groups, status, created_us, updated_us) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (party_id) DO NOTHING";
+    let sql = "INSERT INTO consumers (party_id, name, certificate, groups, status, created_us, updated_us, attributes) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (party_id) DO NOTHING";
     let groups = serde_json::to_string(&c.groups).unwrap_or_else(|_| "[]".into());
+    let attributes = serde_json::to_string(&c.attributes).unwrap_or_else(|_| "{}".into());
     let n = match db {
         Db::Sqlite(p) => sqlx::query(sql)
             .bind(c.party_id.as_str())
@@ -52,6 +57,7 @@ pub async fn insert(db: &Db, c: &Consumer) -> Result<bool, StoreError> {
             .bind(c.status.as_str())
             .bind(c.created_us)
             .bind(c.updated_us)
+            .bind(&attributes)
             .execute(p)
             .await?
             .rows_affected(),
@@ -63,6 +69,7 @@ pub async fn insert(db: &Db, c: &Consumer) -> Result<bool, StoreError> {
             .bind(c.status.as_str())
             .bind(c.created_us)
             .bind(c.updated_us)
+            .bind(&attributes)
             .execute(p)
             .await?
             .rows_affected(),
@@ -101,8 +108,9 @@ pub async fn list(db: &Db) -> Result<Vec<Consumer>, StoreError> {
 /// Replaces the mutable fields of an existing consumer; `Ok(false)` when it does not exist.
 pub async fn update(db: &Db, c: &Consumer) -> Result<bool, StoreError> {
     let sql = "UPDATE consumers SET name = $2, certificate = $3, groups = $4, status = $5, \
-               updated_us = $6 WHERE party_id = $1";
+               updated_us = $6, attributes = $7 WHERE party_id = $1";
     let groups = serde_json::to_string(&c.groups).unwrap_or_else(|_| "[]".into());
+    let attributes = serde_json::to_string(&c.attributes).unwrap_or_else(|_| "{}".into());
     match db {
         Db::Sqlite(p) => {
             let n = sqlx::query(sql)
@@ -112,6 +120,7 @@ pub async fn update(db: &Db, c: &Consumer) -> Result<bool, StoreError> {
                 .bind(&groups)
                 .bind(c.status.as_str())
                 .bind(c.updated_us)
+                .bind(&attributes)
                 .execute(p)
                 .await?
                 .rows_affected();
@@ -126,6 +135,7 @@ pub async fn update(db: &Db, c: &Consumer) -> Result<bool, StoreError> {
                 .bind(&groups)
                 .bind(c.status.as_str())
                 .bind(c.updated_us)
+                .bind(&attributes)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

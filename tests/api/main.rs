@@ -16,6 +16,7 @@ mod ckan_stub;
 mod cli;
 mod credentials;
 mod fail_closed;
+mod obligations;
 mod open_products;
 mod restricted;
 mod shutdown;
