@@ -415,6 +415,48 @@ const INSERT: &str = "INSERT INTO audit_records (transaction_id, chain_id, seq, 
     product, action, purpose, decision, reasons, policy_id, policy_version, status, method, path, \
     trace_id, span_id, prev_hash, hash) ";
 
+/// The multi-row INSERT of `records` (with their transaction ids as text).
+macro_rules! insert_statement {
+    ($db:ty, $records:expr, $ids:expr) => {{
+        let mut q = QueryBuilder::<$db>::new(INSERT);
+        // Borrowed binds: no per-field copies of the record's strings.
+        q.push_values($records.iter().zip($ids), |mut b, (r, id)| {
+            let e = &r.entry;
+            b.push_bind(id.as_str())
+                .push_bind(r.chain.as_str())
+                .push_bind(r.seq)
+                .push_bind(e.time_us)
+                .push_bind(e.party_id.as_deref())
+                .push_bind(e.product.as_deref())
+                .push_bind(e.action.as_str())
+                .push_bind(e.purpose.as_deref())
+                .push_bind(e.decision.as_str())
+                .push_bind(r.reasons_json())
+                .push_bind(e.policy_id.as_deref())
+                .push_bind(e.policy_version.as_deref())
+                .push_bind(i32::from(e.status))
+                .push_bind(e.method.as_str())
+                .push_bind(e.path.as_str())
+                .push_bind(e.trace_id.as_deref())
+                .push_bind(e.span_id.as_deref())
+                .push_bind(r.prev_hash.as_str())
+                .push_bind(r.hash.as_str());
+        });
+        q
+    }};
+}
+
+macro_rules! insert_one_statement {
+    ($pool:expr, $db:ty, $records:expr) => {{
+        let ids: Vec<String> = $records
+            .iter()
+            .map(|r| r.entry.transaction_id.hyphenated().to_string())
+            .collect();
+        let mut q = insert_statement!($db, $records, &ids);
+        q.build().execute($pool).await.map(|_| ())
+    }};
+}
+
 macro_rules! insert_in_transaction {
     ($pool:expr, $db:ty, $records:expr, $checkpoint:expr) => {{
         let mut tx = $pool.begin().await?;
@@ -426,30 +468,7 @@ macro_rules! insert_in_transaction {
             .chunks(ROWS_PER_STATEMENT)
             .zip(txids.chunks(ROWS_PER_STATEMENT))
         {
-            let mut q = QueryBuilder::<$db>::new(INSERT);
-            // Borrowed binds: no per-field copies of the record's strings.
-            q.push_values(chunk.iter().zip(ids), |mut b, (r, id)| {
-                let e = &r.entry;
-                b.push_bind(id.as_str())
-                    .push_bind(r.chain.as_str())
-                    .push_bind(r.seq)
-                    .push_bind(e.time_us)
-                    .push_bind(e.party_id.as_deref())
-                    .push_bind(e.product.as_deref())
-                    .push_bind(e.action.as_str())
-                    .push_bind(e.purpose.as_deref())
-                    .push_bind(e.decision.as_str())
-                    .push_bind(r.reasons_json())
-                    .push_bind(e.policy_id.as_deref())
-                    .push_bind(e.policy_version.as_deref())
-                    .push_bind(i32::from(e.status))
-                    .push_bind(e.method.as_str())
-                    .push_bind(e.path.as_str())
-                    .push_bind(e.trace_id.as_deref())
-                    .push_bind(e.span_id.as_deref())
-                    .push_bind(r.prev_hash.as_str())
-                    .push_bind(r.hash.as_str());
-            });
+            let mut q = insert_statement!($db, chunk, ids);
             q.build().execute(&mut *tx).await?;
         }
         if let Some(cp) = $checkpoint {
@@ -464,6 +483,14 @@ async fn insert(
     records: &[AuditRecord],
     checkpoint: Option<&Checkpoint>,
 ) -> Result<(), sqlx::Error> {
+    // The common batch is one multi-row INSERT: a single statement is atomic on its own, so it
+    // runs in autocommit — one round trip to the database instead of BEGIN, INSERT, COMMIT.
+    if checkpoint.is_none() && !records.is_empty() && records.len() <= ROWS_PER_STATEMENT {
+        return match db {
+            Db::Sqlite(p) => insert_one_statement!(p, sqlx::Sqlite, records),
+            Db::Postgres(p) => insert_one_statement!(p, sqlx::Postgres, records),
+        };
+    }
     match db {
         Db::Sqlite(p) => insert_in_transaction!(p, sqlx::Sqlite, records, checkpoint),
         Db::Postgres(p) => insert_in_transaction!(p, sqlx::Postgres, records, checkpoint),
