@@ -328,7 +328,9 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         parse_addr("server.public_listen", &self.server.public_listen)?;
-        self.catalog.validate().map_err(|(key, why)| bad(key, why))?;
+        self.catalog
+            .validate()
+            .map_err(|(key, why)| bad(key, why))?;
         let admin = parse_addr("server.admin_listen", &self.server.admin_listen)?;
         let token_len = self.admin.token.as_ref().map_or(0, |t| t.chars().count());
         if !admin.ip().is_loopback() && token_len < MIN_ADMIN_TOKEN_LEN {

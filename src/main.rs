@@ -5,15 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mimalloc::MiMalloc;
 use sluis::app::Application;
 use sluis::config::Settings;
 use sluis::store::Db;
-
-/// Many small, short-lived allocations per request (headers, audit entries): mimalloc's
-/// thread-local free lists handle them with less contention than glibc's arenas.
-#[global_allocator]
-static GLOBAL: MiMalloc = MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "sluis", version, about = "A sovereign data-sharing connector")]

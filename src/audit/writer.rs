@@ -293,14 +293,17 @@ impl WriterState {
 
     /// Chains and commits the batch (emptying `entries`), with a checkpoint when one is due.
     async fn commit(&mut self, entries: &mut Vec<AuditEntry>) -> Result<(), AuditError> {
+        // Taken out first: whatever fails below, these entries have been answered with an error
+        // and must never be written by a later batch.
+        let batch: Vec<AuditEntry> = entries.drain(..).collect();
         let head = match self.head.take() {
             Some(h) => h,
             None => self.read_head().await?,
         };
-        let n = entries.len() as u64;
-        let mut records = Vec::with_capacity(entries.len());
+        let n = batch.len() as u64;
+        let mut records = Vec::with_capacity(batch.len());
         let (mut seq, mut prev) = head;
-        for entry in entries.drain(..) {
+        for entry in batch {
             seq += 1;
             let r = AuditRecord::chain(entry, &self.chain_id, seq, &prev);
             prev.clone_from(&r.hash);

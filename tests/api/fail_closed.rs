@@ -58,11 +58,44 @@ async fn restore(outage: Outage) {
 }
 
 async fn database_loss_means_503_and_no_data(backend: Backend) {
-    let app = spawn_app_with(backend, |s, _| s.database.timeout_ms = 500).await;
+    let pki = crate::auth_support::pki();
+    let trust = pki.dir.path().join("trust");
+    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let app = spawn_app_with(backend, |s, _| {
+        s.database.timeout_ms = 500;
+        s.auth.trust_anchors = trust;
+        s.admin.policies_dir = Some(policies);
+    })
+    .await;
     let ok = app.get("/products/stadsmuur").await;
     assert_eq!(ok.status(), 200);
+    // A consumer with a valid token for the restricted product, before the outage.
+    use crate::auth_support::{CLIENT_ID, claims, keys, rs256, rs256_header};
+    app.register(CLIENT_ID, &["urn:sluis:group:gemeenten"], None)
+        .await;
+    let assertion = rs256(
+        &rs256_header(&[&pki.leaf, &pki.root]),
+        &claims(chrono::Utc::now()),
+        &keys().leaf,
+    );
+    let token: serde_json::Value = app
+        .token_request(CLIENT_ID, &assertion)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_string();
+    let restricted = || {
+        app.client
+            .get(format!("{}/products/oorlogsschade", app.public))
+            .bearer_auth(&token)
+            .header("Sluis-Purpose", "urn:sluis:purpose:erfgoedbeheer")
+            .send()
+    };
+    assert_eq!(restricted().await.unwrap().status(), 200);
 
     let outage = take_database_away(&app.db).await;
+    let mut refused = Vec::new();
     for path in ["/products/stadsmuur", "/products/bestaat-niet"] {
         let res = app.get(path).await;
         assert_eq!(
@@ -72,6 +105,7 @@ async fn database_loss_means_503_and_no_data(backend: Backend) {
         );
         assert_eq!(res.headers()["content-type"], "application/problem+json");
         let refused_id = txid(&res);
+        refused.push(refused_id.clone());
         let body = res.text().await.unwrap();
         assert!(
             !body.contains("FeatureCollection"),
@@ -95,6 +129,19 @@ async fn database_loss_means_503_and_no_data(backend: Backend) {
             "a refusal carries an id for the logs"
         );
     }
+    // The restricted product: permitted by its policy, still not served unaudited.
+    // (503 either way: the consumer lookup or the audit record needs the database.)
+    let res = restricted().await.unwrap();
+    assert_eq!(
+        res.status(),
+        503,
+        "restricted product while the database is unavailable"
+    );
+    let body = res.text().await.unwrap();
+    assert!(
+        !body.contains("FeatureCollection"),
+        "no data without an audit record"
+    );
     restore(outage).await;
 
     // Service resumes by itself, and the chain continues without a gap.
@@ -109,8 +156,12 @@ async fn database_loss_means_503_and_no_data(backend: Backend) {
     assert_eq!(status, 200, "serving resumes when the database is back");
     let records = audit_records(&app.db.url).await;
     assert!(
-        records.iter().all(|r| r.status != 503),
-        "refused requests left no record"
+        records.iter().all(|r| !refused.contains(&r.transaction_id)),
+        "a request refused for want of its audit record has no record: {:?}",
+        records
+            .iter()
+            .filter(|r| refused.contains(&r.transaction_id))
+            .collect::<Vec<_>>()
     );
     assert_chains_intact(&records);
     app.finish().await;
