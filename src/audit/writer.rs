@@ -295,7 +295,7 @@ impl WriterState {
     async fn commit(&mut self, entries: &mut Vec<AuditEntry>) -> Result<(), AuditError> {
         // Taken out first: whatever fails below, these entries have been answered with an error
         // and must never be written by a later batch.
-        let batch: Vec<AuditEntry> = entries.drain(..).collect();
+        let batch = std::mem::take(entries);
         let head = match self.head.take() {
             Some(h) => h,
             None => self.read_head().await?,
