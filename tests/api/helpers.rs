@@ -345,29 +345,8 @@ pub async fn token_request(
         .expect("token request reaches the server")
 }
 
-/// One stored audit record, as the tests read it back.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct StoredRecord {
-    pub transaction_id: String,
-    pub chain_id: String,
-    pub seq: i64,
-    pub time_us: i64,
-    pub party_id: Option<String>,
-    pub product: Option<String>,
-    pub action: String,
-    pub purpose: Option<String>,
-    pub decision: String,
-    pub reasons: String,
-    pub policy_id: Option<String>,
-    pub policy_version: Option<String>,
-    pub status: i32,
-    pub method: String,
-    pub path: String,
-    pub trace_id: Option<String>,
-    pub span_id: Option<String>,
-    pub prev_hash: String,
-    pub hash: String,
-}
+/// One stored audit record, as the library reads it (the column set is the library's too).
+pub use sluis::audit::StoredRecord;
 
 const SELECT_RECORDS: &str = "SELECT transaction_id, chain_id, seq, time_us, party_id, product, \
     action, purpose, decision, reasons, policy_id, policy_version, status, method, path, trace_id, \
