@@ -48,60 +48,31 @@ pub async fn insert(db: &Db, c: &Consumer) -> Result<bool, StoreError> {
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (party_id) DO NOTHING";
     let groups = serde_json::to_string(&c.groups).unwrap_or_else(|_| "[]".into());
     let attributes = serde_json::to_string(&c.attributes).unwrap_or_else(|_| "{}".into());
-    let n = match db {
-        Db::Sqlite(p) => sqlx::query(sql)
-            .bind(c.party_id.as_str())
-            .bind(&c.name)
-            .bind(&c.certificate)
-            .bind(&groups)
-            .bind(c.status.as_str())
-            .bind(c.created_us)
-            .bind(c.updated_us)
-            .bind(&attributes)
-            .execute(p)
-            .await?
-            .rows_affected(),
-        Db::Postgres(p) => sqlx::query(sql)
-            .bind(c.party_id.as_str())
-            .bind(&c.name)
-            .bind(&c.certificate)
-            .bind(&groups)
-            .bind(c.status.as_str())
-            .bind(c.created_us)
-            .bind(c.updated_us)
-            .bind(&attributes)
-            .execute(p)
-            .await?
-            .rows_affected(),
-    };
+    let n = on_pool!(db, p => sqlx::query(sql)
+        .bind(c.party_id.as_str())
+        .bind(&c.name)
+        .bind(&c.certificate)
+        .bind(&groups)
+        .bind(c.status.as_str())
+        .bind(c.created_us)
+        .bind(c.updated_us)
+        .bind(&attributes)
+        .execute(p)
+        .await?
+        .rows_affected());
     Ok(n == 1)
 }
 
 pub async fn get(db: &Db, party_id: &str) -> Result<Option<Consumer>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM consumers WHERE party_id = $1");
-    let row: Option<Row> = match db {
-        Db::Sqlite(p) => {
-            sqlx::query_as(&sql)
-                .bind(party_id)
-                .fetch_optional(p)
-                .await?
-        }
-        Db::Postgres(p) => {
-            sqlx::query_as(&sql)
-                .bind(party_id)
-                .fetch_optional(p)
-                .await?
-        }
-    };
+    let row: Option<Row> =
+        on_pool!(db, p => sqlx::query_as(&sql).bind(party_id).fetch_optional(p).await?);
     row.map(Row::into_consumer).transpose()
 }
 
 pub async fn list(db: &Db) -> Result<Vec<Consumer>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM consumers ORDER BY party_id");
-    let rows: Vec<Row> = match db {
-        Db::Sqlite(p) => sqlx::query_as(&sql).fetch_all(p).await?,
-        Db::Postgres(p) => sqlx::query_as(&sql).fetch_all(p).await?,
-    };
+    let rows: Vec<Row> = on_pool!(db, p => sqlx::query_as(&sql).fetch_all(p).await?);
     rows.into_iter().map(Row::into_consumer).collect()
 }
 

@@ -2,6 +2,17 @@
 //! PostgreSQL (production, shared by replicas). Migrations for each dialect live in
 //! `migrations/sqlite` and `migrations/postgres` and hold the same schema.
 
+/// Runs the same sqlx code on whichever pool `db` holds: the expression is written once and
+/// type-checked for each database.
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
 pub mod consumers;
 pub mod replay;
 pub mod usage;

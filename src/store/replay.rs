@@ -14,27 +14,15 @@ pub async fn remember(
     let insert = "INSERT INTO assertion_jti (party_id, jti, expires_us) VALUES ($1, $2, $3) \
                   ON CONFLICT (party_id, jti) DO NOTHING";
     let purge = "DELETE FROM assertion_jti WHERE expires_us < $1";
-    let n = match db {
-        Db::Sqlite(p) => {
-            sqlx::query(purge).bind(now_us).execute(p).await?;
-            sqlx::query(insert)
-                .bind(party_id)
-                .bind(jti)
-                .bind(expires_us)
-                .execute(p)
-                .await?
-                .rows_affected()
-        }
-        Db::Postgres(p) => {
-            sqlx::query(purge).bind(now_us).execute(p).await?;
-            sqlx::query(insert)
-                .bind(party_id)
-                .bind(jti)
-                .bind(expires_us)
-                .execute(p)
-                .await?
-                .rows_affected()
-        }
-    };
+    let n = on_pool!(db, p => {
+        sqlx::query(purge).bind(now_us).execute(p).await?;
+        sqlx::query(insert)
+            .bind(party_id)
+            .bind(jti)
+            .bind(expires_us)
+            .execute(p)
+            .await?
+            .rows_affected()
+    });
     Ok(n == 1)
 }

@@ -19,26 +19,15 @@ pub async fn reserve(db: &Db, k: &CounterKey<'_>) -> Result<u64, StoreError> {
                VALUES ($1, $2, $3, $4, 1) \
                ON CONFLICT (party_id, target, window_key, window_start) \
                DO UPDATE SET uses = usage_counters.uses + 1 RETURNING uses";
-    let uses: i64 = match db {
-        Db::Sqlite(p) => {
-            sqlx::query_scalar(sql)
-                .bind(k.party_id)
-                .bind(k.target)
-                .bind(k.window_key)
-                .bind(k.window_start)
-                .fetch_one(p)
-                .await?
-        }
-        Db::Postgres(p) => {
-            sqlx::query_scalar(sql)
-                .bind(k.party_id)
-                .bind(k.target)
-                .bind(k.window_key)
-                .bind(k.window_start)
-                .fetch_one(p)
-                .await?
-        }
-    };
+    let uses: i64 = on_pool!(db, p => {
+        sqlx::query_scalar(sql)
+            .bind(k.party_id)
+            .bind(k.target)
+            .bind(k.window_key)
+            .bind(k.window_start)
+            .fetch_one(p)
+            .await?
+    });
     Ok(u64::try_from(uses - 1).unwrap_or(0))
 }
 
@@ -46,25 +35,14 @@ pub async fn reserve(db: &Db, k: &CounterKey<'_>) -> Result<u64, StoreError> {
 pub async fn release(db: &Db, k: &CounterKey<'_>) -> Result<(), StoreError> {
     let sql = "UPDATE usage_counters SET uses = uses - 1 WHERE party_id = $1 AND target = $2 \
                AND window_key = $3 AND window_start = $4 AND uses > 0";
-    match db {
-        Db::Sqlite(p) => {
-            sqlx::query(sql)
-                .bind(k.party_id)
-                .bind(k.target)
-                .bind(k.window_key)
-                .bind(k.window_start)
-                .execute(p)
-                .await?;
-        }
-        Db::Postgres(p) => {
-            sqlx::query(sql)
-                .bind(k.party_id)
-                .bind(k.target)
-                .bind(k.window_key)
-                .bind(k.window_start)
-                .execute(p)
-                .await?;
-        }
-    }
+    on_pool!(db, p => {
+        sqlx::query(sql)
+            .bind(k.party_id)
+            .bind(k.target)
+            .bind(k.window_key)
+            .bind(k.window_start)
+            .execute(p)
+            .await?;
+    });
     Ok(())
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sluis::audit::{AuditEntry, Decision, record_hash};
+use sluis::audit::record_hash;
 use sqlx::{Connection, Executor};
 
 use crate::helpers::*;
@@ -104,27 +104,7 @@ pub async fn insert_record(url: &str, r: &StoredRecord) {
 
 /// The record re-hashed after `prev_hash`, as a forger would do after editing it.
 pub fn rehashed(r: &StoredRecord, prev_hash: &str) -> StoredRecord {
-    let entry = AuditEntry {
-        transaction_id: r.transaction_id.parse().expect("uuid"),
-        time_us: r.time_us,
-        party_id: r.party_id.clone(),
-        product: r.product.clone(),
-        action: r.action.clone(),
-        purpose: r.purpose.clone(),
-        decision: if r.decision == "permit" {
-            Decision::Permit
-        } else {
-            Decision::Deny
-        },
-        reasons: serde_json::from_str(&r.reasons).expect("reasons"),
-        policy_id: r.policy_id.clone(),
-        policy_version: r.policy_version.clone(),
-        status: r.status as u16,
-        method: r.method.clone(),
-        path: r.path.clone(),
-        trace_id: r.trace_id.clone(),
-        span_id: r.span_id.clone(),
-    };
+    let entry = r.entry().expect("a stored record reads back as its entry");
     StoredRecord {
         prev_hash: prev_hash.to_string(),
         hash: record_hash(&entry, &r.chain_id, r.seq, prev_hash),

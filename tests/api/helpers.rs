@@ -384,7 +384,7 @@ pub async fn audit_record(url: &str, txid: &str) -> StoredRecord {
 /// Checks every chain: contiguous sequence numbers from 1, each record linked to and hashed over
 /// its predecessor, recomputed with the library's own hash.
 pub fn assert_chains_intact(records: &[StoredRecord]) {
-    use sluis::audit::{AuditEntry, Decision, GENESIS_HASH, record_hash};
+    use sluis::audit::{GENESIS_HASH, record_hash};
     let mut by_chain: std::collections::BTreeMap<&str, Vec<&StoredRecord>> = Default::default();
     for r in records {
         by_chain.entry(&r.chain_id).or_default().push(r);
@@ -403,27 +403,9 @@ pub fn assert_chains_intact(records: &[StoredRecord]) {
                 "chain {chain}: broken link at seq {}",
                 r.seq
             );
-            let entry = AuditEntry {
-                transaction_id: r.transaction_id.parse().expect("uuid"),
-                time_us: r.time_us,
-                party_id: r.party_id.clone(),
-                product: r.product.clone(),
-                action: r.action.clone(),
-                purpose: r.purpose.clone(),
-                decision: if r.decision == "permit" {
-                    Decision::Permit
-                } else {
-                    Decision::Deny
-                },
-                reasons: serde_json::from_str(&r.reasons).expect("reasons are JSON"),
-                policy_id: r.policy_id.clone(),
-                policy_version: r.policy_version.clone(),
-                status: r.status as u16,
-                method: r.method.clone(),
-                path: r.path.clone(),
-                trace_id: r.trace_id.clone(),
-                span_id: r.span_id.clone(),
-            };
+            let entry = r.entry().unwrap_or_else(|e| {
+                panic!("chain {chain}: record {} is not canonical: {e}", r.seq)
+            });
             assert_eq!(
                 record_hash(&entry, chain, r.seq, &r.prev_hash),
                 r.hash,
