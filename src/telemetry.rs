@@ -41,6 +41,8 @@ pub const PROCESSING_ACTIVITY: &str = "dpl.core.processing_activity_id";
 
 pub struct Telemetry {
     provider: SdkTracerProvider,
+    /// Whether spans leave the process (OTLP or a test exporter); without it only their ids matter.
+    exporting: bool,
     tracer: SdkTracer,
     propagator: TraceContextPropagator,
     pub metrics: Metrics,
@@ -61,7 +63,10 @@ impl Telemetry {
                 .map_err(|e| format!("telemetry.otlp_endpoint: {e}"))?;
             builder = builder.with_batch_exporter(exporter);
         }
-        Ok(Self::from_provider(builder.build()))
+        Ok(Self::from_provider(
+            builder.build(),
+            s.otlp_endpoint.is_some(),
+        ))
     }
 
     /// With a given exporter, exporting each span as it ends (tests use the in-memory exporter).
@@ -70,11 +75,13 @@ impl Telemetry {
             base_provider("sluis")
                 .with_simple_exporter(exporter)
                 .build(),
+            true,
         )
     }
 
-    fn from_provider(provider: SdkTracerProvider) -> Self {
+    fn from_provider(provider: SdkTracerProvider, exporting: bool) -> Self {
         Self {
+            exporting,
             tracer: provider.tracer("sluis"),
             provider,
             propagator: TraceContextPropagator::new(),
@@ -110,6 +117,10 @@ impl Telemetry {
             ),
             span,
         }
+    }
+
+    pub fn exporting(&self) -> bool {
+        self.exporting
     }
 
     /// Exports what is pending (on shutdown).

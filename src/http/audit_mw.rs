@@ -134,23 +134,26 @@ pub async fn audited(
             reasons.push(code.to_string());
         }
     }
-    let mut attributes = vec![
-        KeyValue::new("http.request.method", method.clone()),
-        KeyValue::new("url.path", path.clone()),
-        KeyValue::new("sluis.transaction_id", ctx.transaction_id.to_string()),
-        KeyValue::new("sluis.decision", decision.as_str()),
-    ];
-    if let Some(r) = &route {
-        attributes.push(KeyValue::new("http.route", r.clone()));
-    }
-    if let Some(p) = &facts.product {
-        attributes.push(KeyValue::new("sluis.product", p.clone()));
-    }
-    if let Some(p) = &facts.party_id {
-        attributes.push(KeyValue::new("sluis.party_id", p.clone()));
-    }
-    if let Some(a) = &facts.processing_activity {
-        attributes.push(KeyValue::new(PROCESSING_ACTIVITY, a.clone()));
+    // Attributes are only worth building for spans that leave the process.
+    let mut attributes = Vec::new();
+    if state.telemetry.exporting() {
+        attributes.extend([
+            KeyValue::new("http.request.method", method.clone()),
+            KeyValue::new("url.path", path.clone()),
+            KeyValue::new("sluis.transaction_id", ctx.transaction_id.to_string()),
+            KeyValue::new("sluis.decision", decision.as_str()),
+        ]);
+        let optional = [
+            ("http.route", &route),
+            ("sluis.product", &facts.product),
+            ("sluis.party_id", &facts.party_id),
+            (PROCESSING_ACTIVITY, &facts.processing_activity),
+        ];
+        for (key, value) in optional {
+            if let Some(v) = value {
+                attributes.push(KeyValue::new(key, v.clone()));
+            }
+        }
     }
     let entry = AuditEntry {
         transaction_id: ctx.transaction_id,
