@@ -126,6 +126,7 @@ where
 /// The application on an existing database (for restarts), stopped by the returned handle.
 struct Running {
     public: String,
+    admin: String,
     stop: sluis::app::StopHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -137,9 +138,15 @@ async fn start_on(db: &TestDb, customize: impl FnOnce(&mut Settings)) -> Running
     customize(&mut s);
     let app = Application::build(s).await.expect("application starts");
     let public = format!("http://127.0.0.1:{}", app.public_port());
+    let admin = format!("http://127.0.0.1:{}", app.admin_port());
     let stop = app.stop_handle();
     let task = tokio::spawn(app.run_until_stopped());
-    Running { public, stop, task }
+    Running {
+        public,
+        admin,
+        stop,
+        task,
+    }
 }
 
 impl Running {
@@ -450,6 +457,19 @@ async fn portal_failure_keeps_the_last_good_catalog_and_recovers(backend: Backen
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(datasets(&catalog(&client, &public, "").await), before);
     assert_eq!(app.get_status("/products/bomen-nijmegen").await, 200);
+    // Readiness says so, and stays 200: the last good catalog is still served.
+    let ready = client
+        .get(format!("{}/health/ready", app.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["checks"]["portal"]["status"], "failing", "{ready}");
+    assert!(
+        ready["checks"]["portal"]["consecutive_failures"].as_u64() >= Some(1),
+        "{ready}"
+    );
 
     // A restart while the portal hangs serves the last good catalog from the database.
     app.finish().await;
