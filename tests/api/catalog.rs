@@ -592,49 +592,6 @@ async fn catalog_sync_command_prints_what_changed(backend: Backend) {
     db.drop_db().await;
 }
 
-/// tests/shacl/validate.py run in a venv with the pinned requirements, (re)built under target/
-/// when the requirements change; `python3` (or SLUIS_PYTHON) makes the venv.
-fn shacl_python() -> PathBuf {
-    let requirements_path = repo("tests/shacl/requirements.txt");
-    let requirements = std::fs::read_to_string(&requirements_path).expect("requirements");
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shacl-venv");
-    let marker = venv.join("sluis-installed-requirements.txt");
-    let python = venv.join("bin/python");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(requirements.as_str()) {
-        return python;
-    }
-    let interpreter = std::env::var("SLUIS_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    run(Command::new(interpreter)
-        .args(["-m", "venv", "--clear"])
-        .arg(&venv));
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
-        .arg(&requirements_path));
-    std::fs::write(&marker, requirements).expect("marker");
-    python
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The catalog with open, restricted and harvested products, in pages, in both syntaxes, passes
 /// the DCAT-AP-NL 3.0 shapes with no violation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -686,10 +643,15 @@ async fn catalog_passes_the_dcat_ap_nl_shacl_shapes() {
             files.push(format!("{}:{format}", path.display()));
         }
     }
-    let out = run(Command::new(shacl_python())
+    let out = run_command(
+        Command::new(python_venv(
+            "shacl-venv",
+            &repo("tests/shacl/requirements.txt"),
+        ))
         .arg(repo("tests/shacl/validate.py"))
         .arg(repo("tests/fixtures/dcat-ap-nl/shapes"))
-        .args(&files));
+        .args(&files),
+    );
     let reports: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON report line"))

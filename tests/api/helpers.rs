@@ -523,3 +523,53 @@ impl Drop for Process {
         let _ = self.child.kill();
     }
 }
+
+/// Runs a command and returns its stdout; a failure shows the command and both outputs.
+pub fn run_command(cmd: &mut std::process::Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The Python of a venv under target/ named `name` with the pinned `requirements` installed,
+/// (re)built when the requirements change. `python3` (or `SLUIS_PYTHON`) makes the venv; PyPI is
+/// needed the first time. Serialised: tests on both databases may ask at once.
+pub fn python_venv(name: &str, requirements: &Path) -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let pinned = std::fs::read_to_string(requirements).expect("requirements file");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let marker = venv.join("sluis-installed-requirements.txt");
+    let python = venv.join("bin/python");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(pinned.as_str()) {
+        return python;
+    }
+    let interpreter = std::env::var("SLUIS_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    run_command(
+        std::process::Command::new(interpreter)
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
+    );
+    run_command(
+        std::process::Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(requirements),
+    );
+    std::fs::write(&marker, pinned).expect("venv marker");
+    python
+}

@@ -175,61 +175,23 @@ fn script_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ishare_python")
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A venv with python-ishare and its pinned dependencies, rebuilt when the requirements change.
-fn venv_python() -> PathBuf {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let requirements_path = script_dir().join("requirements.txt");
-    let requirements = std::fs::read_to_string(&requirements_path).unwrap();
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ishare-venv");
-    let marker = venv.join("sluis-installed-requirements.txt");
-    let python = venv.join("bin/python");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(requirements.as_str()) {
-        return python;
-    }
-    run(Command::new("python3")
-        .args(["-m", "venv", "--clear"])
-        .arg(&venv));
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
-        .arg(&requirements_path));
-    std::fs::write(&marker, requirements).unwrap();
-    python
-}
-
 async fn python_ishare_client_gets_a_token(backend: Backend) {
-    let python = tokio::task::spawn_blocking(venv_python).await.unwrap();
+    let requirements = script_dir().join("requirements.txt");
+    let python = tokio::task::spawn_blocking(move || python_venv("ishare-venv", &requirements))
+        .await
+        .unwrap();
     let h = https_app(backend, ClientAuth::None).await;
     h.app
         .register(CONSUMER, &["urn:sluis:group:gemeenten"], None)
         .await;
-    let assertion = run(Command::new(&python)
-        .arg(script_dir().join("make_assertion.py"))
-        .arg(&h.pki.consumer_key)
-        .args([CONSUMER, CONNECTOR])
-        .arg(&h.pki.consumer_cert)
-        .arg(&h.pki.ca_cert));
+    let assertion = run_command(
+        Command::new(&python)
+            .arg(script_dir().join("make_assertion.py"))
+            .arg(&h.pki.consumer_key)
+            .args([CONSUMER, CONNECTOR])
+            .arg(&h.pki.consumer_cert)
+            .arg(&h.pki.ca_cert),
+    );
     let assertion = assertion.trim();
     let header: Value = serde_json::from_slice(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD
