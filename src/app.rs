@@ -154,8 +154,13 @@ impl Application {
             path: settings.auth.signing_key.display().to_string(),
             why: e.to_string(),
         })?;
-        let (auditor, auditor_handle) =
-            Auditor::start(db.clone(), &settings.audit, checkpoint_signer).await?;
+        let (auditor, auditor_handle) = Auditor::start(
+            db.clone(),
+            &settings.audit,
+            checkpoint_signer,
+            Duration::from_millis(settings.database.timeout_ms),
+        )
+        .await?;
 
         let public_listener = bind(&settings.server.public_listen)?;
         let admin_listener = bind(&settings.server.admin_listen)?;

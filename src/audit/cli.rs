@@ -143,11 +143,12 @@ async fn prune(config: &Path, before: &str) -> u8 {
     }
     // The prune writes its own chain, like any other writer, and is recorded before it acts:
     // if it cannot be recorded, nothing is removed.
-    let (auditor, handle) = match Auditor::start(db.clone(), &settings.audit, signer.clone()).await
-    {
-        Ok(a) => a,
-        Err(e) => return fail(2, format!("audit log: {e}")),
-    };
+    let timeout = std::time::Duration::from_millis(settings.database.timeout_ms);
+    let (auditor, handle) =
+        match Auditor::start(db.clone(), &settings.audit, signer.clone(), timeout).await {
+            Ok(a) => a,
+            Err(e) => return fail(2, format!("audit log: {e}")),
+        };
     let cutoff_text = cutoff.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let entry = AuditEntry {
         transaction_id: uuid::Uuid::now_v7(),

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod prune;
 pub mod query;
 mod record;
+mod sqlite_writer;
 mod stored;
 pub mod verify;
 mod writer;

@@ -1,8 +1,12 @@
-//! Group commit: requests enqueue their entry and wait; one task takes whatever queued while the
-//! previous commit ran, chains it, and writes it in one transaction. No fixed batching window: the
-//! next batch starts as soon as the last commit returns. Every `checkpoint_records` records or
+//! Group commit: requests enqueue their entry and wait; one writer takes whatever queued while the
+//! previous commit ran, chains it, and writes it in one go. No fixed batching window: the next
+//! batch starts as soon as the last commit returns. Every `checkpoint_records` records or
 //! `checkpoint_interval` (whichever comes first) the batch carries a signed checkpoint of its
-//! last record, in the same transaction; a clean shutdown closes the chain with one more.
+//! last record; a clean shutdown closes the chain with one more.
+//!
+//! On PostgreSQL (and an in-memory SQLite database) a task on the runtime commits each batch
+//! through the shared pool. On a SQLite file a thread of its own does, with its own connection
+//! and prepared statements (see [`super::sqlite_writer`]): fewer hops per batch.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +14,8 @@ use std::time::Duration;
 
 use sqlx::QueryBuilder;
 use tokio::sync::{mpsc, oneshot, watch};
+
+use super::sqlite_writer::{self, Msg, SqliteWriter};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -44,23 +50,43 @@ macro_rules! insert_checkpoint {
     }};
 }
 
-struct Pending {
-    entry: AuditEntry,
-    done: oneshot::Sender<Result<(), AuditError>>,
+pub(super) struct Pending {
+    pub(super) entry: AuditEntry,
+    pub(super) done: oneshot::Sender<Result<(), AuditError>>,
 }
 
 /// The request path's handle on the audit log. Cheap to clone.
 #[derive(Clone)]
 pub struct Auditor {
-    queue: mpsc::Sender<Pending>,
+    queue: Queue,
     chain_id: Arc<str>,
     counters: Arc<Counters>,
 }
 
+#[derive(Clone)]
+enum Queue {
+    /// To the database writer task.
+    Task(mpsc::Sender<Pending>),
+    /// To the SQLite writer thread, with the number of entries waiting in it.
+    Thread {
+        tx: std::sync::mpsc::SyncSender<Msg>,
+        depth: Arc<AtomicU64>,
+        capacity: usize,
+    },
+}
+
 /// Owned by the process that started the writer: stops it after the servers have drained.
-pub struct AuditorHandle {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+pub struct AuditorHandle(HandleKind);
+
+enum HandleKind {
+    Task {
+        stop: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+    },
+    Thread {
+        tx: std::sync::mpsc::SyncSender<Msg>,
+        thread: std::thread::JoinHandle<()>,
+    },
 }
 
 /// What the writer has done since it started, for metrics. Counts only go up.
@@ -78,17 +104,23 @@ pub struct AuditStats {
 }
 
 #[derive(Default)]
-struct Counters {
+pub(super) struct Counters {
     batches: AtomicU64,
     records: AtomicU64,
     failed_batches: AtomicU64,
     failed_records: AtomicU64,
-    checkpoints: AtomicU64,
+    pub(super) checkpoints: AtomicU64,
     sizes: [AtomicU64; 7],
 }
 
 impl Counters {
-    fn committed(&self, records: usize) {
+    pub(super) fn failed(&self, records: usize) {
+        self.failed_batches.fetch_add(1, Ordering::Relaxed);
+        self.failed_records
+            .fetch_add(records as u64, Ordering::Relaxed);
+    }
+
+    pub(super) fn committed(&self, records: usize) {
         let n = records as u64;
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.records.fetch_add(n, Ordering::Relaxed);
@@ -107,6 +139,7 @@ impl Auditor {
         db: Db,
         settings: &AuditSettings,
         signer: CheckpointSigner,
+        busy_timeout: Duration,
     ) -> Result<(Self, AuditorHandle), StoreError> {
         let chain_id = Uuid::now_v7().to_string();
         let writer = hostname();
@@ -138,9 +171,41 @@ impl Auditor {
             Db::Sqlite(p) => open_chain!(p),
             Db::Postgres(p) => open_chain!(p),
         }
+        let counters = Arc::new(Counters::default());
+        if let Some(path) = sqlite_file(&db) {
+            let depth = Arc::new(AtomicU64::new(0));
+            let (tx, rx) = std::sync::mpsc::sync_channel(settings.queue_capacity);
+            let conn = sqlite_writer::open(&path, busy_timeout)
+                .map_err(|e| StoreError::Corrupt(format!("audit writer connection: {e}")))?;
+            let writer = SqliteWriter {
+                chain_id: chain_id.clone(),
+                max_batch: settings.max_batch.max(1),
+                signer,
+                checkpoint_records: settings.checkpoint_records.max(1),
+                checkpoint_interval: Duration::from_millis(settings.checkpoint_interval_ms.max(1)),
+                counters: counters.clone(),
+                depth: depth.clone(),
+            };
+            let thread = std::thread::Builder::new()
+                .name("sluis-audit".into())
+                .spawn(move || writer.run(conn, rx))
+                .map_err(|e| StoreError::Corrupt(format!("audit writer thread: {e}")))?;
+            tracing::info!(chain = %chain_id, "audit writer started (own thread and connection)");
+            return Ok((
+                Self {
+                    queue: Queue::Thread {
+                        tx: tx.clone(),
+                        depth,
+                        capacity: settings.queue_capacity,
+                    },
+                    chain_id: chain_id.into(),
+                    counters,
+                },
+                AuditorHandle(HandleKind::Thread { tx, thread }),
+            ));
+        }
         let (queue, rx) = mpsc::channel(settings.queue_capacity);
         let (stop, stop_rx) = watch::channel(false);
-        let counters = Arc::new(Counters::default());
         let state = WriterState {
             db,
             chain_id: chain_id.clone(),
@@ -157,23 +222,34 @@ impl Auditor {
         tracing::info!(chain = %chain_id, "audit writer started");
         Ok((
             Self {
-                queue,
+                queue: Queue::Task(queue),
                 chain_id: chain_id.into(),
                 counters,
             },
-            AuditorHandle { stop, task },
+            AuditorHandle(HandleKind::Task { stop, task }),
         ))
     }
 
     /// Appends one entry and returns once it is committed. Fails fast when the queue is full.
     pub async fn record(&self, entry: AuditEntry) -> Result<(), AuditError> {
         let (done, wait) = oneshot::channel();
-        self.queue
-            .try_send(Pending { entry, done })
-            .map_err(|e| match e {
+        match &self.queue {
+            Queue::Task(q) => q.try_send(Pending { entry, done }).map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => AuditError::QueueFull,
                 mpsc::error::TrySendError::Closed(_) => AuditError::Closed,
-            })?;
+            })?,
+            Queue::Thread { tx, depth, .. } => {
+                depth.fetch_add(1, Ordering::Relaxed);
+                tx.try_send(Msg::Record(Pending { entry, done }))
+                    .map_err(|e| {
+                        depth.fetch_sub(1, Ordering::Relaxed);
+                        match e {
+                            std::sync::mpsc::TrySendError::Full(_) => AuditError::QueueFull,
+                            std::sync::mpsc::TrySendError::Disconnected(_) => AuditError::Closed,
+                        }
+                    })?;
+            }
+        }
         wait.await.map_err(|_| AuditError::Closed)?
     }
 
@@ -183,7 +259,12 @@ impl Auditor {
 
     /// Records waiting for a batch, for metrics.
     pub fn queue_depth(&self) -> usize {
-        self.queue.max_capacity() - self.queue.capacity()
+        match &self.queue {
+            Queue::Task(q) => q.max_capacity() - q.capacity(),
+            Queue::Thread {
+                depth, capacity, ..
+            } => (depth.load(Ordering::Relaxed) as usize).min(*capacity),
+        }
     }
 
     /// Batch and record counters, for metrics.
@@ -209,11 +290,37 @@ impl AuditorHandle {
     /// Refuses new entries, commits everything already queued, closes the chain with a signed
     /// shutdown checkpoint, and ends the writer.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "audit writer ended abnormally");
+        match self.0 {
+            HandleKind::Task { stop, task } => {
+                let _ = stop.send(true);
+                if let Err(e) = task.await {
+                    tracing::error!(error = %e, "audit writer ended abnormally");
+                }
+            }
+            HandleKind::Thread { tx, thread } => {
+                // The servers have drained: the thread commits what is left and the shutdown
+                // checkpoint, then ends.
+                let joined = tokio::task::spawn_blocking(move || {
+                    let _ = tx.send(Msg::Stop);
+                    thread.join()
+                })
+                .await;
+                if !matches!(joined, Ok(Ok(()))) {
+                    tracing::error!("audit writer ended abnormally");
+                }
+            }
         }
     }
+}
+
+/// The database file behind a SQLite pool; `None` for PostgreSQL and for an in-memory
+/// database, which a second connection could not share.
+fn sqlite_file(db: &Db) -> Option<std::path::PathBuf> {
+    let Db::Sqlite(pool) = db else { return None };
+    let path = pool.connect_options().get_filename().to_path_buf();
+    let name = path.to_string_lossy();
+    (!name.is_empty() && !name.starts_with(":memory:") && !name.contains("mode=memory"))
+        .then_some(path)
 }
 
 struct WriterState {
@@ -276,10 +383,7 @@ impl WriterState {
             match &result {
                 Ok(()) => self.counters.committed(n),
                 Err(e) => {
-                    self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
-                    self.counters
-                        .failed_records
-                        .fetch_add(n as u64, Ordering::Relaxed);
+                    self.counters.failed(n);
                     tracing::error!(error = %e, records = n, "audit batch not committed");
                 }
             }
@@ -319,7 +423,7 @@ impl WriterState {
         // No future-level timeout here: cancelling a statement mid-flight can leave a pooled
         // connection unusable. The database bounds the wait itself (SQLite busy_timeout,
         // PostgreSQL statement_timeout, the pool's acquire timeout).
-        match insert(&self.db, &records, checkpoint.as_ref()).await {
+        match insert(&self.db, &records, checkpoint.as_slice()).await {
             Ok(()) => {
                 self.head = Some((seq, prev));
                 if checkpoint.is_some() {
@@ -355,7 +459,7 @@ impl WriterState {
         let checkpoint = self.sign(head.0, &head.1, kind);
         self.head = Some(head);
         let Some(checkpoint) = checkpoint else { return };
-        match insert(&self.db, &[], Some(&checkpoint)).await {
+        match insert(&self.db, &[], std::slice::from_ref(&checkpoint)).await {
             Ok(()) => self.vouched(),
             Err(e) => {
                 tracing::error!(error = %e, kind = kind.as_str(), "audit checkpoint not written");
@@ -461,7 +565,7 @@ macro_rules! insert_one_statement {
 }
 
 macro_rules! insert_in_transaction {
-    ($pool:expr, $db:ty, $records:expr, $checkpoint:expr) => {{
+    ($pool:expr, $db:ty, $records:expr, $checkpoints:expr) => {{
         let mut tx = $pool.begin().await?;
         let mut txids = Vec::with_capacity($records.len());
         for r in $records {
@@ -474,29 +578,33 @@ macro_rules! insert_in_transaction {
             let mut q = insert_statement!($db, chunk, ids);
             q.build().execute(&mut *tx).await?;
         }
-        if let Some(cp) = $checkpoint {
+        for cp in $checkpoints {
             insert_checkpoint!(&mut *tx, cp);
         }
         tx.commit().await
     }};
 }
 
-async fn insert(
+/// Writes records and checkpoints atomically.
+pub(super) async fn insert(
     db: &Db,
     records: &[AuditRecord],
-    checkpoint: Option<&Checkpoint>,
+    checkpoints: &[Checkpoint],
 ) -> Result<(), sqlx::Error> {
+    if records.is_empty() && checkpoints.is_empty() {
+        return Ok(());
+    }
     // The common batch is one multi-row INSERT: a single statement is atomic on its own, so it
     // runs in autocommit — one round trip to the database instead of BEGIN, INSERT, COMMIT.
-    if checkpoint.is_none() && !records.is_empty() && records.len() <= ROWS_PER_STATEMENT {
+    if checkpoints.is_empty() && records.len() <= ROWS_PER_STATEMENT {
         return match db {
             Db::Sqlite(p) => insert_one_statement!(p, sqlx::Sqlite, records),
             Db::Postgres(p) => insert_one_statement!(p, sqlx::Postgres, records),
         };
     }
     match db {
-        Db::Sqlite(p) => insert_in_transaction!(p, sqlx::Sqlite, records, checkpoint),
-        Db::Postgres(p) => insert_in_transaction!(p, sqlx::Postgres, records, checkpoint),
+        Db::Sqlite(p) => insert_in_transaction!(p, sqlx::Sqlite, records, checkpoints),
+        Db::Postgres(p) => insert_in_transaction!(p, sqlx::Postgres, records, checkpoints),
     }
 }
 

@@ -654,7 +654,8 @@ pub async fn sync_command(settings: Settings) -> Result<SyncReport, String> {
     }
     let signer = crate::audit::CheckpointSigner::from_pem_file(&settings.auth.signing_key)
         .map_err(|e| format!("auth.signing_key: {e}"))?;
-    let (auditor, handle) = Auditor::start(db.clone(), &settings.audit, signer)
+    let timeout = std::time::Duration::from_millis(settings.database.timeout_ms);
+    let (auditor, handle) = Auditor::start(db.clone(), &settings.audit, signer, timeout)
         .await
         .map_err(|e| format!("audit log: {e}"))?;
     let http = reqwest::Client::builder()
