@@ -6,10 +6,15 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
+use opentelemetry::trace::{
+    Span as _, SpanContext, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceState,
+    Tracer as _, TracerProvider as _,
+};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider, SpanExporter};
+use opentelemetry_sdk::trace::{
+    IdGenerator, RandomIdGenerator, Sampler, SdkTracer, SdkTracerProvider, SpanExporter,
+};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -100,21 +105,29 @@ impl Telemetry {
             traceparent,
             tracestate,
         });
-        let span = self
-            .tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Server)
-            .start_with_context(&self.tracer, &parent);
-        let sc = span.span_context().clone();
+        let (sc, span) = if self.exporting {
+            let span = self
+                .tracer
+                .span_builder(name)
+                .with_kind(SpanKind::Server)
+                .start_with_context(&self.tracer, &parent);
+            (span.span_context().clone(), Some(span))
+        } else {
+            (unexported_context(parent.span().span_context()), None)
+        };
+        // Hex by hand: `format!` on the ids costs more than the rest of this function.
+        let trace_id = hex::encode(sc.trace_id().to_bytes());
+        let span_id = hex::encode(sc.span_id().to_bytes());
+        let mut traceparent = String::with_capacity(55);
+        for part in ["00", &trace_id, &span_id] {
+            traceparent.push_str(part);
+            traceparent.push('-');
+        }
+        traceparent.push_str(&hex::encode([sc.trace_flags().to_u8()]));
         RequestSpan {
-            trace_id: sc.trace_id().to_string(),
-            span_id: sc.span_id().to_string(),
-            traceparent: format!(
-                "00-{}-{}-{:02x}",
-                sc.trace_id(),
-                sc.span_id(),
-                sc.trace_flags().to_u8()
-            ),
+            trace_id,
+            span_id,
+            traceparent,
             span,
         }
     }
@@ -129,6 +142,25 @@ impl Telemetry {
             tracing::warn!(error = %e, "telemetry shutdown");
         }
     }
+}
+
+/// The context the SDK gives a server span (random ids, the caller's trace continued if valid,
+/// always sampled as `Sampler::AlwaysOn` decides), without building the span: when nothing is
+/// exported, only the ids are used.
+fn unexported_context(parent: &SpanContext) -> SpanContext {
+    let ids = RandomIdGenerator::default();
+    let (trace_id, flags) = if parent.is_valid() {
+        (parent.trace_id(), parent.trace_flags())
+    } else {
+        (ids.new_trace_id(), TraceFlags::default())
+    };
+    SpanContext::new(
+        trace_id,
+        ids.new_span_id(),
+        flags.with_sampled(true),
+        false,
+        TraceState::default(),
+    )
 }
 
 fn base_provider(service: &str) -> opentelemetry_sdk::trace::TracerProviderBuilder {
@@ -167,24 +199,27 @@ pub struct RequestSpan {
     pub span_id: String,
     /// What an upstream call carries so that it joins this trace.
     pub traceparent: String,
-    span: opentelemetry_sdk::trace::Span,
+    /// Built only when spans are exported.
+    span: Option<opentelemetry_sdk::trace::Span>,
 }
 
 impl RequestSpan {
-    pub fn finish(mut self, name: Option<String>, attributes: Vec<KeyValue>, status: u16) {
+    pub fn finish(self, name: Option<String>, attributes: Vec<KeyValue>, status: u16) {
+        let Some(mut span) = self.span else {
+            return;
+        };
         if let Some(name) = name {
-            self.span.update_name(name);
+            span.update_name(name);
         }
-        self.span.set_attributes(attributes);
-        self.span.set_attribute(KeyValue::new(
+        span.set_attributes(attributes);
+        span.set_attribute(KeyValue::new(
             "http.response.status_code",
             i64::from(status),
         ));
         if status >= 500 {
-            self.span
-                .set_status(Status::error(format!("HTTP {status}")));
+            span.set_status(Status::error(format!("HTTP {status}")));
         }
-        self.span.end();
+        span.end();
     }
 }
 
@@ -335,5 +370,88 @@ impl Metrics {
         out.push_str(extra);
         out.push_str("# EOF\n");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unexported() -> Telemetry {
+        Telemetry::from_settings(&TelemetrySettings::default()).unwrap()
+    }
+
+    #[test]
+    fn an_unexported_span_continues_the_callers_trace() {
+        let t = unexported();
+        assert!(!t.exporting());
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        let span = t.request_span("GET".into(), Some(caller), None);
+        assert_eq!(span.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(span.span_id.len(), 16);
+        assert_ne!(span.span_id, "00f067aa0ba902b7", "a span of its own");
+        assert_eq!(
+            span.traceparent,
+            format!("00-{}-{}-01", span.trace_id, span.span_id),
+            "sampled, as Sampler::AlwaysOn decides"
+        );
+        span.finish(Some("GET /x".into()), vec![], 200);
+    }
+
+    #[test]
+    fn without_a_valid_caller_a_trace_starts() {
+        let t = unexported();
+        for caller in [
+            None,
+            Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+        ] {
+            let a = t.request_span("GET".into(), caller, None);
+            let b = t.request_span("GET".into(), caller, None);
+            assert_ne!(a.trace_id, b.trace_id);
+            assert_eq!(a.trace_id.len(), 32);
+            assert_ne!(a.trace_id, "0".repeat(32));
+            assert_eq!(a.traceparent, format!("00-{}-{}-01", a.trace_id, a.span_id));
+        }
+    }
+
+    #[test]
+    fn ids_are_formatted_as_the_sdk_formats_them() {
+        let sc = SpanContext::new(
+            opentelemetry::trace::TraceId::from(0x0a_u128),
+            opentelemetry::trace::SpanId::from(0x0b_u64),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        let t = unexported();
+        let parent = format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        );
+        let span = t.request_span("GET".into(), Some(&parent), None);
+        assert_eq!(span.trace_id, sc.trace_id().to_string());
+        assert_eq!(span.trace_id, format!("{:032x}", 0x0a));
+    }
+
+    #[test]
+    fn remembered_label_sets_count_in_the_families() {
+        let m = Metrics::new();
+        let ms = Duration::from_millis(1);
+        m.observe(Some("a"), "permit", 200, ms);
+        m.observe(Some("a"), "permit", 200, ms);
+        m.observe(Some("a"), "deny", 403, ms);
+        m.observe(None, "deny", 404, ms);
+        let text = m.encode("");
+        for line in [
+            r#"sluis_requests_total{product="a",decision="permit",status="200"} 2"#,
+            r#"sluis_requests_total{product="a",decision="deny",status="403"} 1"#,
+            r#"sluis_requests_total{product="-",decision="deny",status="404"} 1"#,
+            r#"sluis_request_duration_seconds_count{product="a"} 3"#,
+            r#"sluis_request_duration_seconds_count{product="-"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 }

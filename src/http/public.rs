@@ -81,10 +81,14 @@ async fn get_product(
     // that failed, with the error code as its reason.
     facts.decision = Some(Decision::Permit);
     req.extensions_mut().insert(facts);
-    let traceparent = req
-        .extensions()
-        .get::<RequestContext>()
-        .map(|c| c.traceparent.clone());
+    // Only an upstream HTTP source passes the trace context on.
+    let traceparent = match product.source {
+        DataSource::Http(_) => req
+            .extensions()
+            .get::<RequestContext>()
+            .map(|c| c.traceparent.clone()),
+        _ => None,
+    };
     // A database source filters rows in its query; the stream transform does the rest.
     let in_query = matches!(product.source, DataSource::Postgres(_));
     let row_filters = match (&plan, in_query) {

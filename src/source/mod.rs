@@ -1,6 +1,7 @@
 //! Where product data lives, and how it is streamed on request: the bytes are read from the
-//! source for every request and passed on chunk by chunk, never held whole in memory. Knows nothing
-//! of HTTP routing, policies or the audit log.
+//! source for every request and passed on chunk by chunk, never held whole in memory (except small
+//! files, kept and checked against the file on every request). Knows nothing of HTTP routing,
+//! policies or the audit log.
 
 mod file;
 mod http;

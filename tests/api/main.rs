@@ -16,6 +16,7 @@ mod ckan_stub;
 mod cli;
 mod credentials;
 mod fail_closed;
+mod file_cache;
 mod obligations;
 mod open_products;
 mod restricted;
