@@ -13,6 +13,7 @@ mod record;
 mod sqlite_writer;
 mod stored;
 pub mod verify;
+mod vouching;
 mod writer;
 
 pub use checkpoint::{

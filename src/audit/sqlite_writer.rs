@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::checkpoint::{Checkpoint, CheckpointKind, CheckpointSigner, CheckpointStatement};
+use super::AuditError;
+use super::checkpoint::{Checkpoint, CheckpointKind};
 use super::record::{AuditEntry, AuditRecord, GENESIS_HASH};
+use super::vouching::Vouching;
 use super::writer::{Counters, INSERT_CHECKPOINT, Pending};
-use super::{AuditError, now_us};
 
 const INSERT_RECORD: &str = "INSERT INTO audit_records (transaction_id, chain_id, seq, time_us, \
     party_id, product, action, purpose, decision, reasons, policy_id, policy_version, status, \
@@ -35,11 +36,8 @@ pub(super) enum Msg {
 
 /// Everything the thread needs; `run` consumes it.
 pub(super) struct SqliteWriter {
-    pub(super) chain_id: String,
     pub(super) max_batch: usize,
-    pub(super) signer: CheckpointSigner,
-    pub(super) checkpoint_records: u64,
-    pub(super) checkpoint_interval: Duration,
+    pub(super) vouching: Vouching,
     pub(super) counters: Arc<Counters>,
     /// Entries in the channel, for the queue-depth metric.
     pub(super) depth: Arc<AtomicU64>,
@@ -65,8 +63,6 @@ struct State {
     /// Sequence number and hash of the last committed record; `None` after a failed batch,
     /// until it is read back.
     head: Option<(i64, String)>,
-    unvouched: u64,
-    last_checkpoint: Instant,
 }
 
 impl SqliteWriter {
@@ -76,8 +72,6 @@ impl SqliteWriter {
         let mut w = State {
             conn,
             head: Some((0, GENESIS_HASH.to_string())),
-            unvouched: 0,
-            last_checkpoint: Instant::now(),
             cfg: self,
         };
         let mut entries: Vec<AuditEntry> = Vec::with_capacity(w.cfg.max_batch);
@@ -86,17 +80,18 @@ impl SqliteWriter {
         let mut stopping = false;
         while !stopping {
             // An idle writer still vouches for its tail once the interval has passed.
-            let timeout = if w.unvouched > 0 {
-                (w.last_checkpoint + w.cfg.checkpoint_interval)
-                    .saturating_duration_since(Instant::now())
-            } else {
-                Duration::from_secs(3600)
-            };
+            let timeout = w
+                .cfg
+                .vouching
+                .idle_deadline()
+                .map_or(Duration::from_secs(3600), |d| {
+                    d.saturating_duration_since(Instant::now())
+                });
             let first = match rx.recv_timeout(timeout) {
                 Ok(Msg::Record(p)) => p,
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {
-                    if w.unvouched > 0 {
+                    if w.cfg.vouching.idle_deadline().is_some() {
                         w.checkpoint_alone(CheckpointKind::Interval);
                     }
                     continue;
@@ -142,7 +137,7 @@ impl SqliteWriter {
             }
         }
         w.checkpoint_alone(CheckpointKind::Shutdown);
-        tracing::info!(chain = %w.cfg.chain_id, "audit writer stopped");
+        tracing::info!(chain = %w.cfg.vouching.chain_id, "audit writer stopped");
     }
 }
 
@@ -152,34 +147,20 @@ impl State {
         // Taken out first: whatever fails below, these entries have been answered with an error
         // and must never be written by a later batch.
         let batch = std::mem::take(entries);
-        let (mut seq, mut prev) = self.head()?;
+        let head = self.head()?;
         let n = batch.len() as u64;
-        let mut records = Vec::with_capacity(batch.len());
-        for entry in batch {
-            seq += 1;
-            let r = AuditRecord::chain(entry, &self.cfg.chain_id, seq, &prev);
-            prev.clone_from(&r.hash);
-            records.push(r);
-        }
-        let due = self.unvouched + n >= self.cfg.checkpoint_records
-            || self.last_checkpoint.elapsed() >= self.cfg.checkpoint_interval;
-        let checkpoint = due
-            .then(|| self.sign(seq, &prev, CheckpointKind::Batch))
-            .flatten();
+        let (records, head) = self.cfg.vouching.chain(batch, head);
+        let checkpoint = self.cfg.vouching.due(n, &head);
         match self.insert(&records, checkpoint.as_ref()) {
             Ok(()) => {
-                self.head = Some((seq, prev));
-                if checkpoint.is_some() {
-                    self.vouched();
-                } else {
-                    self.unvouched += n;
-                }
+                self.head = Some(head);
+                self.cfg.vouching.committed(n, checkpoint.is_some());
                 Ok(())
             }
             Err(e) => {
                 // The head is read back before the next batch rather than assumed.
                 self.head = None;
-                self.unvouched += n;
+                self.cfg.vouching.committed(n, false);
                 Err(AuditError::Unavailable(e.to_string()))
             }
         }
@@ -237,20 +218,19 @@ impl State {
 
     /// A checkpoint of the current head in a transaction of its own (idle interval, shutdown).
     fn checkpoint_alone(&mut self, kind: CheckpointKind) {
-        // Whatever happens, the next attempt waits another interval rather than spinning.
-        self.last_checkpoint = Instant::now();
-        let (seq, hash) = match self.head() {
+        self.cfg.vouching.attempting();
+        let head = match self.head() {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(error = %e, kind = kind.as_str(), "audit checkpoint not written");
                 return;
             }
         };
-        let Some(cp) = self.sign(seq, &hash, kind) else {
+        let Some(cp) = self.cfg.vouching.sign(&head, kind) else {
             return;
         };
         match self.insert(&[], Some(&cp)) {
-            Ok(()) => self.vouched(),
+            Ok(()) => self.cfg.vouching.vouched(),
             Err(e) => {
                 tracing::error!(error = %e, kind = kind.as_str(), "audit checkpoint not written");
             }
@@ -265,39 +245,15 @@ impl State {
             "SELECT seq, hash FROM audit_records WHERE chain_id = ?1 ORDER BY seq DESC LIMIT 1";
         let head = match self
             .conn
-            .query_row(sql, [&self.cfg.chain_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        {
+            .query_row(sql, [&self.cfg.vouching.chain_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            }) {
             Ok(h) => h,
             Err(rusqlite::Error::QueryReturnedNoRows) => (0, GENESIS_HASH.to_string()),
             Err(e) => return Err(AuditError::Unavailable(e.to_string())),
         };
         self.head = Some(head.clone());
         Ok(head)
-    }
-
-    fn sign(&self, seq: i64, hash: &str, kind: CheckpointKind) -> Option<Checkpoint> {
-        let statement = CheckpointStatement {
-            chain: self.cfg.chain_id.clone(),
-            seq,
-            hash: hash.to_string(),
-            time_us: now_us(),
-            kind,
-        };
-        // A checkpoint that cannot be signed delays the proof, not the request.
-        self.cfg
-            .signer
-            .sign(statement)
-            .map_err(|e| tracing::error!(error = %e, "audit checkpoint not signed"))
-            .ok()
-    }
-
-    fn vouched(&mut self) {
-        self.unvouched = 0;
-        self.last_checkpoint = Instant::now();
-        self.cfg
-            .counters
-            .checkpoints
-            .fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -16,6 +16,7 @@ use sqlx::QueryBuilder;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::sqlite_writer::{self, Msg, SqliteWriter};
+use super::vouching::Vouching;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -178,11 +179,8 @@ impl Auditor {
             let conn = sqlite_writer::open(&path, busy_timeout)
                 .map_err(|e| StoreError::Corrupt(format!("audit writer connection: {e}")))?;
             let writer = SqliteWriter {
-                chain_id: chain_id.clone(),
                 max_batch: settings.max_batch.max(1),
-                signer,
-                checkpoint_records: settings.checkpoint_records.max(1),
-                checkpoint_interval: Duration::from_millis(settings.checkpoint_interval_ms.max(1)),
+                vouching: Vouching::new(chain_id.clone(), signer, settings, counters.clone()),
                 counters: counters.clone(),
                 depth: depth.clone(),
             };
@@ -208,14 +206,9 @@ impl Auditor {
         let (stop, stop_rx) = watch::channel(false);
         let state = WriterState {
             db,
-            chain_id: chain_id.clone(),
             head: Some((0, GENESIS_HASH.to_string())),
             max_batch: settings.max_batch,
-            signer,
-            checkpoint_records: settings.checkpoint_records.max(1),
-            checkpoint_interval: Duration::from_millis(settings.checkpoint_interval_ms.max(1)),
-            unvouched: 0,
-            last_checkpoint: Instant::now(),
+            vouching: Vouching::new(chain_id.clone(), signer, settings, counters.clone()),
             counters: counters.clone(),
         };
         let task = tokio::spawn(state.run(rx, stop_rx));
@@ -319,23 +312,18 @@ fn sqlite_file(db: &Db) -> Option<std::path::PathBuf> {
     let Db::Sqlite(pool) = db else { return None };
     let path = pool.connect_options().get_filename().to_path_buf();
     let name = path.to_string_lossy();
-    (!name.is_empty() && !name.starts_with(":memory:") && !name.contains("mode=memory"))
-        .then_some(path)
+    // sqlx names an in-memory database `file:sqlx-in-memory-N` (a URI, not a path).
+    let in_memory = name.is_empty() || name.starts_with(":memory:") || name.starts_with("file:");
+    (!in_memory).then_some(path)
 }
 
 struct WriterState {
     db: Db,
-    chain_id: String,
     /// Sequence number and hash of the last committed record; `None` after a failed batch,
     /// when the database may or may not hold it, until it is read back.
     head: Option<(i64, String)>,
     max_batch: usize,
-    signer: CheckpointSigner,
-    checkpoint_records: u64,
-    checkpoint_interval: Duration,
-    /// Records committed since the last checkpoint.
-    unvouched: u64,
-    last_checkpoint: Instant,
+    vouching: Vouching,
     counters: Arc<Counters>,
 }
 
@@ -350,8 +338,7 @@ impl WriterState {
                 rx.recv().await
             } else {
                 // An idle writer still vouches for its tail once the interval has passed.
-                let due =
-                    (self.unvouched > 0).then(|| self.last_checkpoint + self.checkpoint_interval);
+                let due = self.vouching.idle_deadline().map(Instant::from_std);
                 tokio::select! {
                     m = rx.recv() => m,
                     _ = stop.changed() => {
@@ -392,7 +379,7 @@ impl WriterState {
             }
         }
         self.checkpoint_alone(CheckpointKind::Shutdown).await;
-        tracing::info!(chain = %self.chain_id, "audit writer stopped");
+        tracing::info!(chain = %self.vouching.chain_id, "audit writer stopped");
     }
 
     /// Chains and commits the batch (emptying `entries`), with a checkpoint when one is due.
@@ -405,38 +392,21 @@ impl WriterState {
             None => self.read_head().await?,
         };
         let n = batch.len() as u64;
-        let mut records = Vec::with_capacity(batch.len());
-        let (mut seq, mut prev) = head;
-        for entry in batch {
-            seq += 1;
-            let r = AuditRecord::chain(entry, &self.chain_id, seq, &prev);
-            prev.clone_from(&r.hash);
-            records.push(r);
-        }
-        let due = self.unvouched + n >= self.checkpoint_records
-            || self.last_checkpoint.elapsed() >= self.checkpoint_interval;
-        let checkpoint = if due {
-            self.sign(seq, &prev, CheckpointKind::Batch)
-        } else {
-            None
-        };
+        let (records, head) = self.vouching.chain(batch, head);
+        let checkpoint = self.vouching.due(n, &head);
         // No future-level timeout here: cancelling a statement mid-flight can leave a pooled
         // connection unusable. The database bounds the wait itself (SQLite busy_timeout,
         // PostgreSQL statement_timeout, the pool's acquire timeout).
         match insert(&self.db, &records, checkpoint.as_slice()).await {
             Ok(()) => {
-                self.head = Some((seq, prev));
-                if checkpoint.is_some() {
-                    self.vouched();
-                } else {
-                    self.unvouched += n;
-                }
+                self.head = Some(head);
+                self.vouching.committed(n, checkpoint.is_some());
                 Ok(())
             }
             // A failed COMMIT may still have landed: the head is read back from the database
             // before the next batch rather than assumed.
             Err(e) => {
-                self.unvouched += n;
+                self.vouching.committed(n, false);
                 Err(AuditError::Unavailable(e.to_string()))
             }
         }
@@ -444,8 +414,7 @@ impl WriterState {
 
     /// A checkpoint of the current head in a transaction of its own (idle interval, shutdown).
     async fn checkpoint_alone(&mut self, kind: CheckpointKind) {
-        // Whatever happens, the next attempt waits another interval rather than spinning.
-        self.last_checkpoint = Instant::now();
+        self.vouching.attempting();
         let head = match self.head.take() {
             Some(h) => h,
             None => match self.read_head().await {
@@ -456,37 +425,15 @@ impl WriterState {
                 }
             },
         };
-        let checkpoint = self.sign(head.0, &head.1, kind);
+        let checkpoint = self.vouching.sign(&head, kind);
         self.head = Some(head);
         let Some(checkpoint) = checkpoint else { return };
         match insert(&self.db, &[], std::slice::from_ref(&checkpoint)).await {
-            Ok(()) => self.vouched(),
+            Ok(()) => self.vouching.vouched(),
             Err(e) => {
                 tracing::error!(error = %e, kind = kind.as_str(), "audit checkpoint not written");
             }
         }
-    }
-
-    fn sign(&self, seq: i64, hash: &str, kind: CheckpointKind) -> Option<Checkpoint> {
-        let statement = CheckpointStatement {
-            chain: self.chain_id.clone(),
-            seq,
-            hash: hash.to_string(),
-            time_us: now_us(),
-            kind,
-        };
-        // A checkpoint that cannot be signed delays the proof, not the request: the records
-        // are still chained, and the next checkpoint covers them.
-        self.signer
-            .sign(statement)
-            .map_err(|e| tracing::error!(error = %e, "audit checkpoint not signed"))
-            .ok()
-    }
-
-    fn vouched(&mut self) {
-        self.unvouched = 0;
-        self.last_checkpoint = Instant::now();
-        self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
     }
 
     async fn read_head(&self) -> Result<(i64, String), AuditError> {
@@ -495,13 +442,13 @@ impl WriterState {
         let row: Option<(i64, String)> = match &self.db {
             Db::Sqlite(p) => {
                 sqlx::query_as(sql)
-                    .bind(&self.chain_id)
+                    .bind(&self.vouching.chain_id)
                     .fetch_optional(p)
                     .await
             }
             Db::Postgres(p) => {
                 sqlx::query_as(sql)
-                    .bind(&self.chain_id)
+                    .bind(&self.vouching.chain_id)
                     .fetch_optional(p)
                     .await
             }
@@ -614,4 +561,76 @@ fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "sluis".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+
+    use super::*;
+    use crate::audit::Decision;
+
+    fn entry() -> AuditEntry {
+        AuditEntry {
+            transaction_id: Uuid::now_v7(),
+            time_us: now_us(),
+            party_id: None,
+            product: Some("p".into()),
+            action: "read".into(),
+            purpose: None,
+            decision: Decision::Permit,
+            reasons: vec![],
+            policy_id: None,
+            policy_version: None,
+            status: 200,
+            method: "GET".into(),
+            path: "/products/p".into(),
+            trace_id: None,
+            span_id: None,
+        }
+    }
+
+    /// Records one entry through whichever writer the database gets, and counts what landed.
+    async fn round_trip(url: &str) -> i64 {
+        let db = Db::connect(url, 2, Duration::from_secs(2)).await.unwrap();
+        db.migrate().await.unwrap();
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let signer = CheckpointSigner::from_pem(&key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        let settings = AuditSettings::default();
+        let (auditor, handle) =
+            Auditor::start(db.clone(), &settings, signer, Duration::from_secs(2))
+                .await
+                .unwrap();
+        auditor.record(entry()).await.unwrap();
+        handle.shutdown().await;
+        let Db::Sqlite(pool) = &db else {
+            unreachable!()
+        };
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_records")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_file_gets_the_writer_thread_and_memory_the_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = format!("sqlite://{}?mode=rwc", dir.path().join("a.db").display());
+        let db = Db::connect(&file, 1, Duration::from_secs(1)).await.unwrap();
+        assert!(
+            sqlite_file(&db).is_some(),
+            "a file gets its own writer connection"
+        );
+        let mem = Db::connect("sqlite::memory:", 1, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            sqlite_file(&mem),
+            None,
+            "a second connection could not see it"
+        );
+        assert_eq!(round_trip(&file).await, 1);
+        assert_eq!(round_trip("sqlite::memory:").await, 1);
+    }
 }
