@@ -12,6 +12,7 @@ macro_rules! on_pool {
         }
     };
 }
+pub(crate) use on_pool;
 
 pub mod consumers;
 pub mod replay;
