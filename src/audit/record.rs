@@ -119,28 +119,34 @@ pub fn record_hash(e: &AuditEntry, chain: &str, seq: i64, prev_hash: &str) -> St
     hex::encode(h.finalize())
 }
 
+/// A permitted anonymous read, for tests.
+#[cfg(test)]
+pub(crate) fn sample_entry() -> AuditEntry {
+    AuditEntry {
+        transaction_id: Uuid::nil(),
+        time_us: 1,
+        party_id: None,
+        product: Some("stadsmuur".into()),
+        action: "read".into(),
+        purpose: None,
+        decision: Decision::Permit,
+        reasons: vec![],
+        policy_id: None,
+        policy_version: None,
+        status: 200,
+        method: "GET".into(),
+        path: "/products/stadsmuur".into(),
+        trace_id: None,
+        span_id: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn entry() -> AuditEntry {
-        AuditEntry {
-            transaction_id: Uuid::nil(),
-            time_us: 1,
-            party_id: None,
-            product: Some("stadsmuur".into()),
-            action: "read".into(),
-            purpose: None,
-            decision: Decision::Permit,
-            reasons: vec![],
-            policy_id: None,
-            policy_version: None,
-            status: 200,
-            method: "GET".into(),
-            path: "/products/stadsmuur".into(),
-            trace_id: None,
-            span_id: None,
-        }
+        sample_entry()
     }
 
     #[test]

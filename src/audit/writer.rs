@@ -569,25 +569,11 @@ mod tests {
     use openssl::rsa::Rsa;
 
     use super::*;
-    use crate::audit::Decision;
 
     fn entry() -> AuditEntry {
         AuditEntry {
             transaction_id: Uuid::now_v7(),
-            time_us: now_us(),
-            party_id: None,
-            product: Some("p".into()),
-            action: "read".into(),
-            purpose: None,
-            decision: Decision::Permit,
-            reasons: vec![],
-            policy_id: None,
-            policy_version: None,
-            status: 200,
-            method: "GET".into(),
-            path: "/products/p".into(),
-            trace_id: None,
-            span_id: None,
+            ..crate::audit::record::sample_entry()
         }
     }
 
