@@ -135,15 +135,8 @@ pub fn fulfil(decision: &Decision, pseudonym_key: &[u8]) -> Result<Fulfilment, A
                 f.headers.push(("sluis-attribution", header_safe(t)));
             }
         }
-        let kind = o.to_json()["type"].as_str().unwrap_or("duty").to_string();
-        let duty = match o {
-            Obligation::DropFields { duty, .. }
-            | Obligation::PseudonymiseFields { duty, .. }
-            | Obligation::FilterRows { duty, .. }
-            | Obligation::Attribution { duty, .. }
-            | Obligation::Action { duty, .. } => duty.to_string(),
-        };
-        f.reasons.push(format!("obligation {duty}: {kind}"));
+        f.reasons
+            .push(format!("obligation {}: {}", o.duty(), o.kind()));
     }
     Ok(f)
 }
@@ -163,13 +156,67 @@ pub fn pseudonym_key(secret: &[u8; 32], product: &str, party_id: &str) -> [u8; 3
 
 /// Percent-encodes what a header value may not carry (controls, non-ASCII), keeping it readable.
 fn header_safe(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if (0x20..0x7f).contains(&b) && b != b'%' {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn attribution_becomes_headers_and_every_obligation_a_reason() {
+        let decision = Decision {
+            allowed: true,
+            permitted_by: Some("urn:p:permission:1".into()),
+            obligations: vec![
+                Obligation::Attribution {
+                    duty: "urn:p:duty:attribution".into(),
+                    license: Some("https://creativecommons.org/licenses/by/4.0/".into()),
+                    // A dash, a newline and a percent sign cannot go into a header as they are.
+                    text: Some(Arc::from("Gemeente Nijmegen – 100%\nopen")),
+                },
+                Obligation::DropFields {
+                    duty: "urn:p:duty:drop".into(),
+                    fields: Arc::from(vec!["eigenaar".to_string()]),
+                },
+            ],
+            denial: None,
+        };
+        let f = fulfil(&decision, &[7; 32]).unwrap();
+        assert_eq!(
+            f.headers,
+            vec![
+                (
+                    "link",
+                    "<https://creativecommons.org/licenses/by/4.0/>; rel=\"license\"".to_string()
+                ),
+                (
+                    "sluis-attribution",
+                    "Gemeente Nijmegen %E2%80%93 100%25%0Aopen".to_string()
+                ),
+            ]
+        );
+        assert_eq!(
+            f.reasons,
+            vec![
+                "permitted_by urn:p:permission:1",
+                "obligation urn:p:duty:attribution: attribution",
+                "obligation urn:p:duty:drop: dropFields",
+            ]
+        );
+        assert!(f.plan.is_some(), "the dropped field becomes a transform");
+    }
 }

@@ -50,34 +50,50 @@ pub enum Obligation {
 }
 
 impl Obligation {
+    /// The `type` of the JSON form: `dropFields`, `pseudonymiseFields`, `filterRows`,
+    /// `attribution` or `action`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Obligation::DropFields { .. } => "dropFields",
+            Obligation::PseudonymiseFields { .. } => "pseudonymiseFields",
+            Obligation::FilterRows { .. } => "filterRows",
+            Obligation::Attribution { .. } => "attribution",
+            Obligation::Action { .. } => "action",
+        }
+    }
+
+    /// The policy's duty this obligation comes from.
+    pub fn duty(&self) -> &Arc<str> {
+        match self {
+            Obligation::DropFields { duty, .. }
+            | Obligation::PseudonymiseFields { duty, .. }
+            | Obligation::FilterRows { duty, .. }
+            | Obligation::Attribution { duty, .. }
+            | Obligation::Action { duty, .. } => duty,
+        }
+    }
+
     /// The JSON form in the AuthZEN response: `{"type": "dropFields", "duty": ..., ...}`.
     pub fn to_json(&self) -> Value {
+        let (kind, duty) = (self.kind(), &**self.duty());
         match self {
-            Obligation::DropFields { duty, fields } => {
-                json!({"type": "dropFields", "duty": &**duty, "fields": &**fields})
-            }
-            Obligation::PseudonymiseFields { duty, fields } => {
-                json!({"type": "pseudonymiseFields", "duty": &**duty, "fields": &**fields})
+            Obligation::DropFields { fields, .. }
+            | Obligation::PseudonymiseFields { fields, .. } => {
+                json!({"type": kind, "duty": duty, "fields": &**fields})
             }
             Obligation::FilterRows {
-                duty,
-                property,
-                allowed,
+                property, allowed, ..
             } => {
-                json!({"type": "filterRows", "duty": &**duty, "property": &**property, "allowed": &**allowed})
+                json!({"type": kind, "duty": duty, "property": &**property, "allowed": &**allowed})
             }
-            Obligation::Attribution {
-                duty,
-                license,
-                text,
-            } => json!({
-                "type": "attribution",
-                "duty": &**duty,
+            Obligation::Attribution { license, text, .. } => json!({
+                "type": kind,
+                "duty": duty,
                 "license": license.as_deref(),
                 "text": text.as_deref(),
             }),
-            Obligation::Action { duty, action } => {
-                json!({"type": "action", "duty": &**duty, "action": &**action})
+            Obligation::Action { action, .. } => {
+                json!({"type": kind, "duty": duty, "action": &**action})
             }
         }
     }
