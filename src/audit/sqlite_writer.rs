@@ -19,6 +19,7 @@ use super::AuditError;
 use super::checkpoint::{Checkpoint, CheckpointKind};
 use super::record::{AuditEntry, AuditRecord, GENESIS_HASH};
 use super::vouching::Vouching;
+use super::wal_vfs;
 use super::writer::{Counters, INSERT_CHECKPOINT, Pending};
 
 const INSERT_RECORD: &str = "INSERT INTO audit_records (transaction_id, chain_id, seq, time_us, \
@@ -45,15 +46,26 @@ pub(super) struct SqliteWriter {
 
 /// Opens the writer's connection with the pool's settings: WAL, every commit synced, the same
 /// wait for a lock, foreign keys enforced.
+///
+/// Its WAL writes go through [`super::wal_vfs`] (one write per commit instead of two per page),
+/// which relies on `synchronous = FULL`: that is checked, not assumed.
 pub(super) fn open(path: &std::path::Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = if wal_vfs::register() {
+        Connection::open_with_flags_and_vfs(path, flags, wal_vfs::NAME)?
+    } else {
+        Connection::open_with_flags(path, flags)?
+    };
     conn.busy_timeout(busy_timeout)?;
     conn.pragma_update(None, "journal_mode", "wal")?;
     conn.pragma_update(None, "synchronous", "full")?;
     conn.pragma_update(None, "foreign_keys", "on")?;
+    let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+    if synchronous != 2 {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "the audit writer needs synchronous = FULL (2), the database says {synchronous}"
+        )));
+    }
     Ok(conn)
 }
 
