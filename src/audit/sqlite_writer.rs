@@ -62,9 +62,12 @@ pub(super) fn open(path: &std::path::Path, busy_timeout: Duration) -> rusqlite::
     conn.pragma_update(None, "foreign_keys", "on")?;
     let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
     if synchronous != 2 {
-        return Err(rusqlite::Error::InvalidParameterName(format!(
-            "the audit writer needs synchronous = FULL (2), the database says {synchronous}"
-        )));
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISUSE),
+            Some(format!(
+                "the audit writer needs synchronous = FULL (2), the connection says {synchronous}"
+            )),
+        ));
     }
     Ok(conn)
 }

@@ -4,7 +4,7 @@
 //! SQLite appends each WAL frame as a 24-byte header and a page, each with its own `pwrite`; a
 //! commit of a dozen pages is some 28 calls, each touching the page-cache pages the frame
 //! straddles. Gathered, the audit writer makes a tenth of the write calls, and a request costs
-//! about 6 % less CPU (bench/RESULTS.md, run D).
+//! about 6 % less CPU (bench/RESULTS.md, "Kept this session" under run D).
 //!
 //! The shim wraps the platform's default VFS ("unix") and changes only files opened as a WAL:
 //! contiguous writes are gathered in memory and written in one call before anything that must
