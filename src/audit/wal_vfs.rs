@@ -90,6 +90,16 @@ macro_rules! call {
     }};
 }
 
+/// The default VFS's method `$m`, after writing what was gathered.
+macro_rules! call_flushed {
+    ($f:expr, $m:ident $(, $arg:expr)*) => {{
+        match flush($f) {
+            ffi::SQLITE_OK => call!($f, $m $(, $arg)*),
+            rc => rc,
+        }
+    }};
+}
+
 unsafe extern "C" fn open(
     vfs: *mut ffi::sqlite3_vfs,
     name: *const c_char,
@@ -220,10 +230,7 @@ unsafe extern "C" fn read(
         let g = &*(*f.cast::<ShimFile>()).gathered;
         let end = g.at + g.bytes.len() as i64;
         if !g.bytes.is_empty() && offset < end && offset + i64::from(amount) > g.at {
-            let rc = flush(f);
-            if rc != ffi::SQLITE_OK {
-                return rc;
-            }
+            return call_flushed!(f, xRead, data, amount, offset);
         }
         call!(f, xRead, data, amount, offset)
     }
@@ -240,33 +247,15 @@ unsafe extern "C" fn sync(f: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
 }
 
 unsafe extern "C" fn truncate(f: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    unsafe {
-        let rc = flush(f);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        call!(f, xTruncate, size)
-    }
+    unsafe { call_flushed!(f, xTruncate, size) }
 }
 
 unsafe extern "C" fn file_size(f: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    unsafe {
-        let rc = flush(f);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        call!(f, xFileSize, size)
-    }
+    unsafe { call_flushed!(f, xFileSize, size) }
 }
 
 unsafe extern "C" fn file_control(f: *mut ffi::sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
-    unsafe {
-        let rc = flush(f);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        call!(f, xFileControl, op, arg)
-    }
+    unsafe { call_flushed!(f, xFileControl, op, arg) }
 }
 
 unsafe extern "C" fn close(f: *mut ffi::sqlite3_file) -> c_int {
