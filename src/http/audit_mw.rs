@@ -183,7 +183,8 @@ pub async fn audited(
 
     let txid = HeaderValue::from_str(&ctx.transaction_id.to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-    let span_name = Some(match &route {
+    // Like the attributes, the span's name is only worth building for a span that is exported.
+    let span_name = state.telemetry.exporting().then(|| match &route {
         Some(r) => format!("{method} {r}"),
         None => method,
     });
