@@ -1,7 +1,7 @@
-//! A product backed by a file next to the connector. Small files are served whole from memory:
-//! kept after the first read and checked against the file's metadata on every request, so an
-//! edit is served from the next request on. Large files stream in fixed-size chunks with
-//! backpressure.
+//! A product backed by a file next to the connector. Files up to `WHOLE` bytes are served whole
+//! from memory: kept after the first read and checked against the file's metadata on every
+//! request, so an edit is served from the next request on. Larger files, and files the memory
+//! budget has no room for, stream in fixed-size chunks with backpressure.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -15,8 +15,13 @@ use tokio_util::io::ReaderStream;
 
 use super::{SourceBody, SourceError, media_type_for_extension, parse_media_type};
 
-/// Files up to this size are read whole and kept in memory; anything larger is streamed.
-const WHOLE: u64 = 256 * 1024;
+/// Files up to this size are read on the worker thread: for a page-cached file the system calls
+/// take microseconds, less than a trip to the blocking pool and back.
+const INLINE: u64 = 256 * 1024;
+/// Files up to this size are read whole (beyond `INLINE` on the blocking pool) and kept in
+/// memory; anything larger is streamed. Serving a 682 KB file from memory instead of in 64 KiB
+/// reads costs a third of the CPU (bench/RESULTS.md, run F).
+const WHOLE: u64 = 1024 * 1024;
 /// Chunk size when streaming a large file.
 const CHUNK: usize = 64 * 1024;
 /// The most memory all file sources together keep; a file that does not fit is read from disk
@@ -77,9 +82,7 @@ impl FileSource {
     }
 
     pub async fn open(&self) -> Result<SourceBody, SourceError> {
-        // Everything happens on the worker thread: for a page-cached file of at most `WHOLE`
-        // bytes, the system calls take microseconds, less than handing the work to the blocking
-        // pool and back. A kept file costs one `stat`.
+        // A kept file costs one `stat`, on the worker thread.
         let fail = |source| SourceError::File {
             path: self.path.display().to_string(),
             source,
@@ -96,26 +99,37 @@ impl FileSource {
                 return Ok(self.whole(kept.bytes.clone()));
             }
         }
-        let opened = open_file(&self.path).map_err(|e| {
+        let (file, meta) = open_file(&self.path).map_err(|e| {
             self.forget();
             fail(e)
         })?;
-        Ok(match opened {
-            Opened::Whole(bytes, meta) => {
+        let len = meta.len();
+        if len <= INLINE {
+            let bytes = read_whole(file, len).map_err(fail)?;
+            self.keep(&bytes, &meta);
+            return Ok(self.whole(bytes));
+        }
+        // Read whole only what the budget has room for, so that files being read and files kept
+        // never hold more than the budget between them; the rest streams.
+        if len <= WHOLE {
+            if let Some(room) = self.budget.reserve(len as usize) {
+                let bytes = tokio::task::spawn_blocking(move || read_whole(file, len))
+                    .await
+                    .map_err(|e| fail(std::io::Error::other(e)))?
+                    .map_err(fail)?;
+                drop(room);
                 self.keep(&bytes, &meta);
-                self.whole(bytes)
+                return Ok(self.whole(bytes));
             }
-            Opened::Large(file, len) => {
-                self.forget();
-                SourceBody {
-                    media_type: self.media_type.clone(),
-                    length: Some(len),
-                    stream: Box::pin(ReaderStream::with_capacity(
-                        tokio::fs::File::from_std(file),
-                        CHUNK,
-                    )),
-                }
-            }
+        }
+        self.forget();
+        Ok(SourceBody {
+            media_type: self.media_type.clone(),
+            length: Some(len),
+            stream: Box::pin(ReaderStream::with_capacity(
+                tokio::fs::File::from_std(file),
+                CHUNK,
+            )),
         })
     }
 
@@ -134,37 +148,28 @@ impl FileSource {
         if !meta.is_file() || changed_within(meta, self.settle) {
             return;
         }
-        if !self.budget.reserve(bytes.len()) {
+        let Some(room) = self.budget.reserve(bytes.len()) else {
             return;
-        }
-        let kept = Arc::new(Kept {
+        };
+        // A concurrent request may have kept its own read meanwhile: it is let go in turn.
+        self.kept.store(Some(Arc::new(Kept {
             version: Version::of(meta),
             bytes: bytes.clone(),
-        });
-        // A concurrent request may have kept its own read meanwhile: it is let go in turn.
-        if let Some(displaced) = self.kept.swap(Some(kept)) {
-            self.budget.release(displaced.bytes.len());
-        }
+            _room: room,
+        })));
     }
 
     fn forget(&self) {
-        if let Some(old) = self.kept.swap(None) {
-            self.budget.release(old.bytes.len());
-        }
+        self.kept.store(None);
     }
 }
 
-impl Drop for FileSource {
-    fn drop(&mut self) {
-        // The catalog may be replaced while the server runs: give the memory back.
-        self.forget();
-    }
-}
-
-/// A file's content and the version it was read at.
+/// A file's content and the version it was read at. Its memory goes back to the budget when the
+/// last request serving it is done with it.
 struct Kept {
     version: Version,
     bytes: Bytes,
+    _room: Room,
 }
 
 /// What tells one state of a file from another: any write changes the size or the times, a
@@ -214,36 +219,42 @@ impl Budget {
         }
     }
 
-    fn reserve(&self, n: usize) -> bool {
+    /// Takes `n` bytes of the budget, given back when the `Room` is dropped; `None` if they do
+    /// not fit.
+    fn reserve(&'static self, n: usize) -> Option<Room> {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 used.checked_add(n).filter(|total| *total <= self.cap)
             })
-            .is_ok()
-    }
-
-    fn release(&self, n: usize) {
-        self.used.fetch_sub(n, Ordering::AcqRel);
+            .ok()
+            .map(|_| Room { budget: self, n })
     }
 }
 
-fn open_file(path: &Path) -> std::io::Result<Opened> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
-    let len = meta.len();
-    if len > WHOLE {
-        return Ok(Opened::Large(file, len));
+/// Bytes taken from a `Budget`.
+struct Room {
+    budget: &'static Budget,
+    n: usize,
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.n, Ordering::AcqRel);
     }
+}
+
+fn open_file(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    Ok((file, meta))
+}
+
+/// Reads a file of `len` bytes (by its metadata) to its end.
+fn read_whole(mut file: std::fs::File, len: u64) -> std::io::Result<Bytes> {
+    use std::io::Read;
     let mut buf = Vec::with_capacity(len as usize);
     file.read_to_end(&mut buf)?;
-    Ok(Opened::Whole(Bytes::from(buf), meta))
-}
-
-enum Opened {
-    /// The content, with the metadata of the file it was read from.
-    Whole(Bytes, std::fs::Metadata),
-    Large(std::fs::File, u64),
+    Ok(Bytes::from(buf))
 }
 
 #[cfg(test)]
@@ -381,6 +392,42 @@ mod tests {
         let (_, chunks) = read(&src).await;
         assert!(chunks.len() > 1);
         assert!(!is_kept(&src));
+    }
+
+    #[tokio::test]
+    async fn a_file_between_inline_and_whole_is_kept_when_the_budget_has_room_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mid.geojson");
+        let size = INLINE as usize + 1;
+        std::fs::write(&path, vec![b'm'; size]).unwrap();
+
+        let roomy = budget(KEPT_BYTES);
+        let src = source(&path, roomy, Duration::ZERO);
+        let (length, chunks) = read(&src).await;
+        assert_eq!(
+            (length, chunks.len()),
+            (Some(size as u64), 1),
+            "served whole"
+        );
+        assert_eq!(chunks[0], vec![b'm'; size]);
+        assert!(is_kept(&src));
+        assert_eq!(roomy.used.load(Ordering::Relaxed), size);
+        std::fs::write(&path, vec![b'n'; size]).unwrap();
+        assert_eq!(content(&src).await, vec![b'n'; size], "an edit is served");
+        assert_eq!(
+            roomy.used.load(Ordering::Relaxed),
+            size,
+            "the old one let go"
+        );
+
+        // With no room in the budget it streams, and nothing is held.
+        let tight = budget(size - 1);
+        let src = source(&path, tight, Duration::ZERO);
+        let (_, chunks) = read(&src).await;
+        assert!(chunks.len() > 1, "streamed in chunks");
+        assert_eq!(chunks.concat(), vec![b'n'; size]);
+        assert!(!is_kept(&src));
+        assert_eq!(tight.used.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
