@@ -14,6 +14,7 @@ mod sqlite_writer;
 mod stored;
 pub mod verify;
 mod vouching;
+mod wal_backfill;
 mod wal_vfs;
 mod writer;
 

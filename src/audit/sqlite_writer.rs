@@ -19,6 +19,7 @@ use super::AuditError;
 use super::checkpoint::{Checkpoint, CheckpointKind};
 use super::record::{AuditEntry, AuditRecord, GENESIS_HASH};
 use super::vouching::Vouching;
+use super::wal_backfill::Backfill;
 use super::wal_vfs;
 use super::writer::{Counters, INSERT_CHECKPOINT, Pending};
 
@@ -74,7 +75,10 @@ pub(super) fn open(path: &std::path::Path, busy_timeout: Duration) -> rusqlite::
 
 struct State {
     cfg: SqliteWriter,
+    /// Declared before `backfill`, so dropped first: its WAL hook points into `backfill`.
     conn: Connection,
+    /// Backfills the WAL on another thread; `None` leaves it to SQLite's automatic checkpoint.
+    backfill: Option<Backfill>,
     /// Sequence number and hash of the last committed record; `None` after a failed batch,
     /// until it is read back.
     head: Option<(i64, String)>,
@@ -83,9 +87,17 @@ struct State {
 impl SqliteWriter {
     /// Runs on the calling thread until `Msg::Stop` (or every sender is gone), then closes the
     /// chain with a shutdown checkpoint.
-    pub(super) fn run(self, conn: Connection, rx: Receiver<Msg>) {
+    pub(super) fn run(self, conn: Connection, path: &std::path::Path, rx: Receiver<Msg>) {
+        let backfill = match Backfill::start(&conn, path) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::warn!(error = %e, "audit WAL backfilled inside commits");
+                None
+            }
+        };
         let mut w = State {
             conn,
+            backfill,
             head: Some((0, GENESIS_HASH.to_string())),
             cfg: self,
         };
@@ -141,6 +153,10 @@ impl SqliteWriter {
             }
             for done in waiting.drain(..) {
                 let _ = done.send(result.clone());
+            }
+            // After the answers: a backfill finished here delays the next batch, not this one.
+            if let (Ok(()), Some(b)) = (&result, &mut w.backfill) {
+                b.committed(&w.conn);
             }
         }
         // The servers have stopped: answer whatever is still queued, then close the chain.

@@ -186,7 +186,7 @@ impl Auditor {
             };
             let thread = std::thread::Builder::new()
                 .name("sluis-audit".into())
-                .spawn(move || writer.run(conn, rx))
+                .spawn(move || writer.run(conn, &path, rx))
                 .map_err(|e| StoreError::Corrupt(format!("audit writer thread: {e}")))?;
             tracing::info!(chain = %chain_id, "audit writer started (own thread and connection)");
             return Ok((
