@@ -99,13 +99,15 @@ impl FileSource {
                 return Ok(self.whole(kept.bytes.clone()));
             }
         }
-        let (file, meta) = open_file(&self.path).map_err(|e| {
+        // A file that cannot be read is let go.
+        let lost = |e| {
             self.forget();
             fail(e)
-        })?;
+        };
+        let (file, meta) = open_file(&self.path).map_err(lost)?;
         let len = meta.len();
         if len <= INLINE {
-            let bytes = read_whole(file, len).map_err(fail)?;
+            let bytes = read_whole(file, len).map_err(lost)?;
             self.keep(&bytes, &meta);
             return Ok(self.whole(bytes));
         }
@@ -115,8 +117,8 @@ impl FileSource {
             if let Some(room) = self.budget.reserve(len as usize) {
                 let bytes = tokio::task::spawn_blocking(move || read_whole(file, len))
                     .await
-                    .map_err(|e| fail(std::io::Error::other(e)))?
-                    .map_err(fail)?;
+                    .map_err(|e| lost(std::io::Error::other(e)))?
+                    .map_err(lost)?;
                 drop(room);
                 self.keep(&bytes, &meta);
                 return Ok(self.whole(bytes));
@@ -447,6 +449,23 @@ mod tests {
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("a deleted file was served"),
         }
+        assert!(!is_kept(&src));
+        assert_eq!(budget.used.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_kept_file_replaced_by_something_unreadable_is_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        std::fs::write(&path, "[1]").unwrap();
+        let budget = budget(1024);
+        let src = source(&path, budget, Duration::ZERO);
+        assert_eq!(content(&src).await, b"[1]");
+        assert!(is_kept(&src));
+        // Opens and stats like a file, but cannot be read.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert!(matches!(src.open().await, Err(SourceError::File { .. })));
         assert!(!is_kept(&src));
         assert_eq!(budget.used.load(Ordering::Relaxed), 0);
     }
