@@ -10,7 +10,7 @@
 //! Here the writer's connection checkpoints nothing by itself: a WAL hook only notes the WAL's
 //! size after each commit. A thread of its own, on its own connection, backfills (a PASSIVE
 //! checkpoint, which never blocks the writer) whenever the WAL has grown by `PASS` pages. A
-//! passive checkpoint running beside a busy writer never quite catches up, and SQLite starts the
+//! passive checkpoint running beside a busy writer rarely catches up, and SQLite starts the
 //! WAL over only once all of it is backfilled, so when the WAL holds `RESTART` pages or more the
 //! writer finishes the job itself — but only once the thread has left it at most `LAG` pages to
 //! copy: a short stall, instead of the WAL growing without end.
@@ -69,7 +69,7 @@ impl Backfill {
     /// Takes over the checkpoints of `writer` (a connection to the database file at `path`)
     /// and starts the thread with a connection of its own.
     ///
-    /// `writer` must be dropped before the returned value: its WAL hook points into it.
+    /// `writer` must be dropped before the returned value, into which its WAL hook points.
     pub(super) fn start(writer: &Connection, path: &Path) -> rusqlite::Result<Self> {
         let conn = Connection::open_with_flags(
             path,
@@ -93,25 +93,25 @@ impl Backfill {
             std::thread::Builder::new()
                 .name("sluis-backfill".into())
                 .spawn(move || {
+                    // Pages known synced: a pass that copied nothing new needs no sync. Durability
+                    // does not depend on this sync; SQLite syncs before the WAL starts over.
                     let mut synced = 0;
                     while wake.recv().is_ok() {
                         let (log, backfilled) = match passive(&conn) {
-                            Ok((log, backfilled)) if backfilled == synced => (log, backfilled),
-                            Ok((log, backfilled)) => match db.sync_data() {
-                                Ok(()) => {
-                                    synced = backfilled;
-                                    (log, backfilled)
-                                }
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "audit database file not synced");
-                                    (log, backfilled)
-                                }
-                            },
+                            Ok(pass) => pass,
                             Err(e) => {
                                 tracing::warn!(error = %e, "audit WAL not backfilled");
                                 (-1, 0)
                             }
                         };
+                        if log >= 0 && backfilled != synced {
+                            match db.sync_data() {
+                                Ok(()) => synced = backfilled,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "audit database file not synced")
+                                }
+                            }
+                        }
                         shared.log.store(log, Ordering::Relaxed);
                         shared.backfilled.store(backfilled, Ordering::Relaxed);
                         shared.passes.fetch_add(1, Ordering::Release);
