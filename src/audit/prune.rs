@@ -24,7 +24,7 @@ pub async fn prune(
     let chains: Vec<(String,)> = {
         let sql = "SELECT chain_id FROM audit_chains WHERE chain_id <> $1 ORDER BY chain_id";
         match db {
-            Db::Sqlite(p) => sqlx::query_as(sql).bind(except_chain).fetch_all(p).await?,
+            Db::Sqlite(p, _) => sqlx::query_as(sql).bind(except_chain).fetch_all(p).await?,
             Db::Postgres(p) => sqlx::query_as(sql).bind(except_chain).fetch_all(p).await?,
         }
     };
@@ -50,7 +50,7 @@ async fn prune_chain(
         (SELECT MIN(seq) FROM audit_records WHERE chain_id = $1 AND time_us >= $2) \
         FROM audit_records WHERE chain_id = $1";
     let (first, last, first_kept): (Option<i64>, Option<i64>, Option<i64>) = match db {
-        Db::Sqlite(p) => {
+        Db::Sqlite(p, _) => {
             sqlx::query_as(bounds)
                 .bind(chain)
                 .bind(before_us)
@@ -74,7 +74,7 @@ async fn prune_chain(
     }
     let hash_sql = "SELECT hash FROM audit_records WHERE chain_id = $1 AND seq = $2";
     let hash: Option<(String,)> = match db {
-        Db::Sqlite(p) => {
+        Db::Sqlite(p, _) => {
             sqlx::query_as(hash_sql)
                 .bind(chain)
                 .bind(cut)
@@ -135,7 +135,7 @@ async fn prune_chain(
         }};
     }
     Ok(match db {
-        Db::Sqlite(p) => cut_chain!(p),
+        Db::Sqlite(p, _) => cut_chain!(p),
         Db::Postgres(p) => cut_chain!(p),
     })
 }

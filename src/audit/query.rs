@@ -156,7 +156,7 @@ pub async fn page(
     let limit = limit.clamp(1, MAX_PAGE.max(EXPORT_PAGE));
     let (sql, args) = page_sql(filter, order, after, limit);
     let mut records: Vec<StoredRecord> = match db {
-        Db::Sqlite(p) => bind_args!(sqlx::query_as(&sql), args).fetch_all(p).await?,
+        Db::Sqlite(p, _) => bind_args!(sqlx::query_as(&sql), args).fetch_all(p).await?,
         Db::Postgres(p) => bind_args!(sqlx::query_as(&sql), args).fetch_all(p).await?,
     };
     let next = if records.len() > limit as usize {
@@ -173,7 +173,7 @@ pub async fn by_transaction(db: &Db, id: Uuid) -> Result<Option<StoredRecord>, S
     let sql = format!("SELECT {SELECT_COLUMNS} FROM audit_records WHERE transaction_id = $1");
     let id = id.hyphenated().to_string();
     Ok(match db {
-        Db::Sqlite(p) => sqlx::query_as(&sql).bind(id).fetch_optional(p).await?,
+        Db::Sqlite(p, _) => sqlx::query_as(&sql).bind(id).fetch_optional(p).await?,
         Db::Postgres(p) => sqlx::query_as(&sql).bind(id).fetch_optional(p).await?,
     })
 }

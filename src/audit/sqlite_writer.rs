@@ -22,6 +22,7 @@ use super::vouching::Vouching;
 use super::wal_backfill::Backfill;
 use super::wal_vfs;
 use super::writer::{Counters, INSERT_CHECKPOINT, Pending};
+use crate::store::WriteTurn;
 
 const INSERT_RECORD: &str = "INSERT INTO audit_records (transaction_id, chain_id, seq, time_us, \
     party_id, product, action, purpose, decision, reasons, policy_id, policy_version, status, \
@@ -43,6 +44,8 @@ pub(super) struct SqliteWriter {
     pub(super) counters: Arc<Counters>,
     /// Entries in the channel, for the queue-depth metric.
     pub(super) depth: Arc<AtomicU64>,
+    /// Taken for each batch, so that the pool's writers get their turn between batches.
+    pub(super) turn: WriteTurn,
 }
 
 /// Opens the writer's connection with the pool's settings: WAL, every commit synced, the same
@@ -101,6 +104,7 @@ impl SqliteWriter {
             head: Some((0, GENESIS_HASH.to_string())),
             cfg: self,
         };
+        let turn = w.cfg.turn.clone();
         let mut entries: Vec<AuditEntry> = Vec::with_capacity(w.cfg.max_batch);
         let mut waiting: Vec<oneshot::Sender<Result<(), AuditError>>> =
             Vec::with_capacity(w.cfg.max_batch);
@@ -119,11 +123,15 @@ impl SqliteWriter {
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {
                     if w.cfg.vouching.idle_deadline().is_some() {
+                        let _turn = turn.take_blocking();
                         w.checkpoint_alone(CheckpointKind::Interval);
                     }
                     continue;
                 }
             };
+            // Taken before the batch is gathered: what queues while a pool writer has its turn
+            // joins this batch.
+            let _turn = turn.take_blocking();
             entries.push(first.entry);
             waiting.push(first.done);
             while entries.len() < w.cfg.max_batch {
@@ -160,6 +168,7 @@ impl SqliteWriter {
             }
         }
         // The servers have stopped: answer whatever is still queued, then close the chain.
+        let _turn = turn.take_blocking();
         while let Ok(msg) = rx.try_recv() {
             if let Msg::Record(p) = msg {
                 w.cfg.depth.fetch_sub(1, Ordering::Relaxed);

@@ -93,7 +93,7 @@ pub async fn verify(db: &Db, key: &CheckpointVerifier) -> Result<VerifyReport, V
         UNION SELECT chain_id FROM audit_checkpoints \
         UNION SELECT DISTINCT chain_id FROM audit_records ORDER BY 1";
     let chains: Vec<(String,)> = match db {
-        Db::Sqlite(p) => sqlx::query_as(chains_sql).fetch_all(p).await?,
+        Db::Sqlite(p, _) => sqlx::query_as(chains_sql).fetch_all(p).await?,
         Db::Postgres(p) => sqlx::query_as(chains_sql).fetch_all(p).await?,
     };
     let mut report = VerifyReport::default();
@@ -113,7 +113,7 @@ async fn verify_chain(
     let sql = "SELECT chain_id, seq, kind, hash, time_us, statement FROM audit_checkpoints \
         WHERE chain_id = $1 ORDER BY seq, kind";
     let rows: Vec<CheckpointRow> = match db {
-        Db::Sqlite(p) => sqlx::query_as(sql).bind(chain).fetch_all(p).await?,
+        Db::Sqlite(p, _) => sqlx::query_as(sql).bind(chain).fetch_all(p).await?,
         Db::Postgres(p) => sqlx::query_as(sql).bind(chain).fetch_all(p).await?,
     };
     let mut statements = Vec::with_capacity(rows.len());
@@ -199,7 +199,7 @@ async fn verify_chain(
              ORDER BY seq LIMIT {WALK_PAGE}"
         );
         let page: Vec<StoredRecord> = match db {
-            Db::Sqlite(p) => {
+            Db::Sqlite(p, _) => {
                 sqlx::query_as(&sql)
                     .bind(chain)
                     .bind(after)

@@ -24,7 +24,7 @@ use super::checkpoint::{Checkpoint, CheckpointKind, CheckpointSigner, Checkpoint
 use super::record::{AuditEntry, AuditRecord, GENESIS_HASH};
 use super::{AuditError, now_us};
 use crate::config::AuditSettings;
-use crate::store::{Db, StoreError};
+use crate::store::{Db, StoreError, WriteTurn};
 
 /// Rows per INSERT statement: 19 binds each stays below SQLite's 32766-variable limit.
 const ROWS_PER_STATEMENT: usize = 256;
@@ -169,11 +169,14 @@ impl Auditor {
             }};
         }
         match &db {
-            Db::Sqlite(p) => open_chain!(p),
+            Db::Sqlite(p, turn) => {
+                let _turn = turn.take().await?;
+                open_chain!(p)
+            }
             Db::Postgres(p) => open_chain!(p),
         }
         let counters = Arc::new(Counters::default());
-        if let Some(path) = sqlite_file(&db) {
+        if let Some((path, turn)) = sqlite_file(&db) {
             let depth = Arc::new(AtomicU64::new(0));
             let (tx, rx) = std::sync::mpsc::sync_channel(settings.queue_capacity);
             let conn = sqlite_writer::open(&path, busy_timeout)
@@ -183,6 +186,7 @@ impl Auditor {
                 vouching: Vouching::new(chain_id.clone(), signer, settings, counters.clone()),
                 counters: counters.clone(),
                 depth: depth.clone(),
+                turn,
             };
             let thread = std::thread::Builder::new()
                 .name("sluis-audit".into())
@@ -308,13 +312,15 @@ impl AuditorHandle {
 
 /// The database file behind a SQLite pool; `None` for PostgreSQL and for an in-memory
 /// database, which a second connection could not share.
-fn sqlite_file(db: &Db) -> Option<std::path::PathBuf> {
-    let Db::Sqlite(pool) = db else { return None };
+fn sqlite_file(db: &Db) -> Option<(std::path::PathBuf, WriteTurn)> {
+    let Db::Sqlite(pool, turn) = db else {
+        return None;
+    };
     let path = pool.connect_options().get_filename().to_path_buf();
     let name = path.to_string_lossy();
     // sqlx names an in-memory database `file:sqlx-in-memory-N` (a URI, not a path).
     let in_memory = name.is_empty() || name.starts_with(":memory:") || name.starts_with("file:");
-    (!in_memory).then_some(path)
+    (!in_memory).then(|| (path, turn.clone()))
 }
 
 struct WriterState {
@@ -440,7 +446,7 @@ impl WriterState {
         let sql =
             "SELECT seq, hash FROM audit_records WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1";
         let row: Option<(i64, String)> = match &self.db {
-            Db::Sqlite(p) => {
+            Db::Sqlite(p, _) => {
                 sqlx::query_as(sql)
                     .bind(&self.vouching.chain_id)
                     .fetch_optional(p)
@@ -545,12 +551,18 @@ pub(super) async fn insert(
     // runs in autocommit — one round trip to the database instead of BEGIN, INSERT, COMMIT.
     if checkpoints.is_empty() && records.len() <= ROWS_PER_STATEMENT {
         return match db {
-            Db::Sqlite(p) => insert_one_statement!(p, sqlx::Sqlite, records),
+            Db::Sqlite(p, turn) => {
+                let _turn = turn.take().await?;
+                insert_one_statement!(p, sqlx::Sqlite, records)
+            }
             Db::Postgres(p) => insert_one_statement!(p, sqlx::Postgres, records),
         };
     }
     match db {
-        Db::Sqlite(p) => insert_in_transaction!(p, sqlx::Sqlite, records, checkpoints),
+        Db::Sqlite(p, turn) => {
+            let _turn = turn.take().await?;
+            insert_in_transaction!(p, sqlx::Sqlite, records, checkpoints)
+        }
         Db::Postgres(p) => insert_in_transaction!(p, sqlx::Postgres, records, checkpoints),
     }
 }
@@ -590,7 +602,7 @@ mod tests {
                 .unwrap();
         auditor.record(entry()).await.unwrap();
         handle.shutdown().await;
-        let Db::Sqlite(pool) = &db else {
+        let Db::Sqlite(pool, _) = &db else {
             unreachable!()
         };
         sqlx::query_scalar("SELECT COUNT(*) FROM audit_records")
@@ -611,9 +623,8 @@ mod tests {
         let mem = Db::connect("sqlite::memory:", 1, Duration::from_secs(1))
             .await
             .unwrap();
-        assert_eq!(
-            sqlite_file(&mem),
-            None,
+        assert!(
+            sqlite_file(&mem).is_none(),
             "a second connection could not see it"
         );
         assert_eq!(round_trip(&file).await, 1);

@@ -3,7 +3,7 @@
 //! even when the portal is down, and so that the `sluis catalog sync` command and every server see
 //! the same state. Each write is conditional, so of two writers only one reports the change.
 
-use crate::store::{Db, on_pool};
+use crate::store::{Db, on_pool, on_pool_write};
 
 use super::ckan::Package;
 
@@ -67,7 +67,7 @@ pub async fn update(db: &Db, row: &HarvestedRow, now_us: i64) -> Result<bool, sq
 
 async fn write(db: &Db, sql: &str, row: &HarvestedRow, now_us: i64) -> Result<bool, sqlx::Error> {
     let record = serde_json::to_string(&row.package).unwrap_or_else(|_| "{}".into());
-    let done = on_pool!(db, p => sqlx::query(sql)
+    let done = on_pool_write!(db, p => sqlx::query(sql)
         .bind(&row.product_id)
         .bind(&row.ckan_id)
         .bind(&row.package.name)
@@ -82,7 +82,7 @@ async fn write(db: &Db, sql: &str, row: &HarvestedRow, now_us: i64) -> Result<bo
 
 /// True when this call withdrew the product.
 pub async fn withdraw(db: &Db, product_id: &str, now_us: i64) -> Result<bool, sqlx::Error> {
-    let done = on_pool!(db, p => sqlx::query(WITHDRAW)
+    let done = on_pool_write!(db, p => sqlx::query(WITHDRAW)
         .bind(product_id)
         .bind(now_us)
         .execute(p)

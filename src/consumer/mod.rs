@@ -159,7 +159,7 @@ impl Registry {
     /// Starts the registry; on PostgreSQL also the task that listens for changes.
     pub fn start(db: Db) -> Arc<Self> {
         let registry = Arc::new(Self {
-            cache_enabled: AtomicBool::new(matches!(db, Db::Sqlite(_))),
+            cache_enabled: AtomicBool::new(matches!(db, Db::Sqlite(..))),
             db,
             cache: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),

@@ -48,7 +48,7 @@ pub async fn insert(db: &Db, c: &Consumer) -> Result<bool, StoreError> {
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (party_id) DO NOTHING";
     let groups = serde_json::to_string(&c.groups).unwrap_or_else(|_| "[]".into());
     let attributes = serde_json::to_string(&c.attributes).unwrap_or_else(|_| "{}".into());
-    let n = on_pool!(db, p => sqlx::query(sql)
+    let n = on_pool_write!(db, p => sqlx::query(sql)
         .bind(c.party_id.as_str())
         .bind(&c.name)
         .bind(&c.certificate)
@@ -83,7 +83,8 @@ pub async fn update(db: &Db, c: &Consumer) -> Result<bool, StoreError> {
     let groups = serde_json::to_string(&c.groups).unwrap_or_else(|_| "[]".into());
     let attributes = serde_json::to_string(&c.attributes).unwrap_or_else(|_| "{}".into());
     match db {
-        Db::Sqlite(p) => {
+        Db::Sqlite(p, turn) => {
+            let _turn = turn.take().await?;
             let n = sqlx::query(sql)
                 .bind(c.party_id.as_str())
                 .bind(&c.name)

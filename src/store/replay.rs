@@ -14,15 +14,19 @@ pub async fn remember(
     let insert = "INSERT INTO assertion_jti (party_id, jti, expires_us) VALUES ($1, $2, $3) \
                   ON CONFLICT (party_id, jti) DO NOTHING";
     let purge = "DELETE FROM assertion_jti WHERE expires_us < $1";
-    let n = on_pool!(db, p => {
-        sqlx::query(purge).bind(now_us).execute(p).await?;
-        sqlx::query(insert)
+    // One transaction: one commit (one flush) for both.
+    let n = on_pool_write!(db, p => {
+        let mut tx = p.begin().await?;
+        sqlx::query(purge).bind(now_us).execute(&mut *tx).await?;
+        let n = sqlx::query(insert)
             .bind(party_id)
             .bind(jti)
             .bind(expires_us)
-            .execute(p)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+        tx.commit().await?;
+        n
     });
     Ok(n == 1)
 }

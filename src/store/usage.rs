@@ -19,7 +19,7 @@ pub async fn reserve(db: &Db, k: &CounterKey<'_>) -> Result<u64, StoreError> {
                VALUES ($1, $2, $3, $4, 1) \
                ON CONFLICT (party_id, target, window_key, window_start) \
                DO UPDATE SET uses = usage_counters.uses + 1 RETURNING uses";
-    let uses: i64 = on_pool!(db, p => {
+    let uses: i64 = on_pool_write!(db, p => {
         sqlx::query_scalar(sql)
             .bind(k.party_id)
             .bind(k.target)
@@ -35,7 +35,7 @@ pub async fn reserve(db: &Db, k: &CounterKey<'_>) -> Result<u64, StoreError> {
 pub async fn release(db: &Db, k: &CounterKey<'_>) -> Result<(), StoreError> {
     let sql = "UPDATE usage_counters SET uses = uses - 1 WHERE party_id = $1 AND target = $2 \
                AND window_key = $3 AND window_start = $4 AND uses > 0";
-    on_pool!(db, p => {
+    on_pool_write!(db, p => {
         sqlx::query(sql)
             .bind(k.party_id)
             .bind(k.target)

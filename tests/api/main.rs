@@ -26,3 +26,4 @@ mod telemetry;
 mod tls;
 mod upstream;
 mod usage;
+mod write_contention;
