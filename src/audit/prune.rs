@@ -135,7 +135,10 @@ async fn prune_chain(
         }};
     }
     Ok(match db {
-        Db::Sqlite(p, _) => cut_chain!(p),
+        Db::Sqlite(p, turn) => {
+            let _turn = turn.take().await?;
+            cut_chain!(p)
+        }
         Db::Postgres(p) => cut_chain!(p),
     })
 }
