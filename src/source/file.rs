@@ -432,15 +432,21 @@ mod tests {
         assert_eq!(tight.used.load(Ordering::Relaxed), 0);
     }
 
-    #[tokio::test]
-    async fn a_deleted_file_is_a_file_error_and_is_let_go() {
+    /// A file holding `body` in a fresh folder, read once so that its source keeps it.
+    async fn kept_file(body: &[u8]) -> (tempfile::TempDir, PathBuf, &'static Budget, FileSource) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.json");
-        std::fs::write(&path, "[]").unwrap();
+        std::fs::write(&path, body).unwrap();
         let budget = budget(1024);
         let src = source(&path, budget, Duration::ZERO);
-        assert_eq!(content(&src).await, b"[]");
+        assert_eq!(content(&src).await, body);
         assert!(is_kept(&src));
+        (dir, path, budget, src)
+    }
+
+    #[tokio::test]
+    async fn a_deleted_file_is_a_file_error_and_is_let_go() {
+        let (_dir, path, budget, src) = kept_file(b"[]").await;
         std::fs::remove_file(&path).unwrap();
         match src.open().await {
             Err(SourceError::File { source, .. }) => {
@@ -455,13 +461,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_kept_file_replaced_by_something_unreadable_is_let_go() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.json");
-        std::fs::write(&path, "[1]").unwrap();
-        let budget = budget(1024);
-        let src = source(&path, budget, Duration::ZERO);
-        assert_eq!(content(&src).await, b"[1]");
-        assert!(is_kept(&src));
+        let (_dir, path, budget, src) = kept_file(b"[1]").await;
         // Opens and stats like a file, but cannot be read.
         std::fs::remove_file(&path).unwrap();
         std::fs::create_dir(&path).unwrap();
