@@ -4,15 +4,18 @@
 //! `checkpoint_interval` (whichever comes first) the batch carries a signed checkpoint of its
 //! last record; a clean shutdown closes the chain with one more.
 //!
-//! On PostgreSQL (and an in-memory SQLite database) a task on the runtime commits each batch
-//! through the shared pool. On a SQLite file a thread of its own does, with its own connection
-//! and prepared statements (see [`super::sqlite_writer`]): fewer hops per batch.
+//! On PostgreSQL a task on the runtime that started the writer commits each batch on a
+//! connection of its own, opened by that task (see [`Target`]). On a SQLite file a thread of its
+//! own does, with its own connection and prepared statements (see [`super::sqlite_writer`]):
+//! fewer hops per batch. An in-memory SQLite database, which only the pool's connections can
+//! see, is written through the pool.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sqlx::QueryBuilder;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection, QueryBuilder};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::sqlite_writer::{self, Msg, SqliteWriter};
@@ -208,8 +211,16 @@ impl Auditor {
         }
         let (queue, rx) = mpsc::channel(settings.queue_capacity);
         let (stop, stop_rx) = watch::channel(false);
+        let target = match db {
+            Db::Postgres(pool) => Target::Own {
+                options: pool.connect_options(),
+                timeout: busy_timeout,
+                conn: None,
+            },
+            db => Target::Pool(db),
+        };
         let state = WriterState {
-            db,
+            target,
             head: Some((0, GENESIS_HASH.to_string())),
             max_batch: settings.max_batch,
             vouching: Vouching::new(chain_id.clone(), signer, settings, counters.clone()),
@@ -323,8 +334,115 @@ fn sqlite_file(db: &Db) -> Option<(std::path::PathBuf, WriteTurn)> {
     (!in_memory).then(|| (path, turn.clone()))
 }
 
+/// Where the writer task commits.
+///
+/// On PostgreSQL the task keeps a connection of its own rather than taking one from the pool
+/// for every batch. A pooled connection's socket belongs to the runtime that opened it, and
+/// most are opened by the HTTP workers' runtimes: when those stop at shutdown, the batches of
+/// the requests still draining and the closing checkpoint failed with "a Tokio context was
+/// found, but it is being shutdown". Its own connection is opened by this task, on the
+/// runtime that outlives the servers. It also skips the pool's round trip on every release
+/// (sqlx pings a returned connection) and never waits behind other users for a connection.
+enum Target {
+    Pool(Db),
+    Own {
+        options: Arc<PgConnectOptions>,
+        /// The longest wait to (re)connect.
+        timeout: Duration,
+        /// `None` until the first batch and after a failed one: the next batch reconnects.
+        conn: Option<PgConnection>,
+    },
+}
+
+impl Target {
+    /// Writes records and checkpoints atomically. After a failure the connection is dropped
+    /// (it may be broken, or inside a failed transaction) and the next call opens another.
+    async fn insert(
+        &mut self,
+        records: &[AuditRecord],
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Pool(db) => insert(db, records, checkpoints).await,
+            Self::Own { .. } => {
+                let conn = self.connection().await?;
+                let result = insert_pg(conn, records, checkpoints).await;
+                if result.is_err() {
+                    self.drop_connection();
+                }
+                result
+            }
+        }
+    }
+
+    /// The sequence number and hash of the chain's last stored record.
+    async fn head(&mut self, chain_id: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
+        let sql =
+            "SELECT seq, hash FROM audit_records WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1";
+        match self {
+            Self::Pool(Db::Sqlite(p, _)) => {
+                sqlx::query_as(sql).bind(chain_id).fetch_optional(&*p).await
+            }
+            Self::Pool(Db::Postgres(p)) => {
+                sqlx::query_as(sql).bind(chain_id).fetch_optional(&*p).await
+            }
+            Self::Own { .. } => {
+                let conn = self.connection().await?;
+                let result = sqlx::query_as(sql)
+                    .bind(chain_id)
+                    .fetch_optional(&mut *conn)
+                    .await;
+                if result.is_err() {
+                    self.drop_connection();
+                }
+                result
+            }
+        }
+    }
+
+    async fn connection(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
+        let Self::Own {
+            options,
+            timeout,
+            conn,
+        } = self
+        else {
+            unreachable!("only called for a connection of the writer's own")
+        };
+        if conn.is_none() {
+            // Cancelling a connect that has not finished leaves nothing behind.
+            let opened = tokio::time::timeout(*timeout, options.connect())
+                .await
+                .map_err(|_| {
+                    sqlx::Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "audit writer: no connection within the database timeout",
+                    ))
+                })??;
+            *conn = Some(opened);
+        }
+        Ok(conn.as_mut().expect("connected above"))
+    }
+
+    fn drop_connection(&mut self) {
+        if let Self::Own { conn, .. } = self {
+            *conn = None;
+        }
+    }
+
+    /// Ends the session politely (the server logs no broken connection).
+    async fn close(self) {
+        if let Self::Own {
+            conn: Some(conn), ..
+        } = self
+        {
+            let _ = conn.close().await;
+        }
+    }
+}
+
 struct WriterState {
-    db: Db,
+    target: Target,
     /// Sequence number and hash of the last committed record; `None` after a failed batch,
     /// when the database may or may not hold it, until it is read back.
     head: Option<(i64, String)>,
@@ -386,6 +504,7 @@ impl WriterState {
         }
         self.checkpoint_alone(CheckpointKind::Shutdown).await;
         tracing::info!(chain = %self.vouching.chain_id, "audit writer stopped");
+        self.target.close().await;
     }
 
     /// Chains and commits the batch (emptying `entries`), with a checkpoint when one is due.
@@ -403,7 +522,7 @@ impl WriterState {
         // No future-level timeout here: cancelling a statement mid-flight can leave a pooled
         // connection unusable. The database bounds the wait itself (SQLite busy_timeout,
         // PostgreSQL statement_timeout, the pool's acquire timeout).
-        match insert(&self.db, &records, checkpoint.as_slice()).await {
+        match self.target.insert(&records, checkpoint.as_slice()).await {
             Ok(()) => {
                 self.head = Some(head);
                 self.vouching.committed(n, checkpoint.is_some());
@@ -434,7 +553,11 @@ impl WriterState {
         let checkpoint = self.vouching.sign(&head, kind);
         self.head = Some(head);
         let Some(checkpoint) = checkpoint else { return };
-        match insert(&self.db, &[], std::slice::from_ref(&checkpoint)).await {
+        match self
+            .target
+            .insert(&[], std::slice::from_ref(&checkpoint))
+            .await
+        {
             Ok(()) => self.vouching.vouched(),
             Err(e) => {
                 tracing::error!(error = %e, kind = kind.as_str(), "audit checkpoint not written");
@@ -442,24 +565,12 @@ impl WriterState {
         }
     }
 
-    async fn read_head(&self) -> Result<(i64, String), AuditError> {
-        let sql =
-            "SELECT seq, hash FROM audit_records WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1";
-        let row: Option<(i64, String)> = match &self.db {
-            Db::Sqlite(p, _) => {
-                sqlx::query_as(sql)
-                    .bind(&self.vouching.chain_id)
-                    .fetch_optional(p)
-                    .await
-            }
-            Db::Postgres(p) => {
-                sqlx::query_as(sql)
-                    .bind(&self.vouching.chain_id)
-                    .fetch_optional(p)
-                    .await
-            }
-        }
-        .map_err(|e| AuditError::Unavailable(e.to_string()))?;
+    async fn read_head(&mut self) -> Result<(i64, String), AuditError> {
+        let row = self
+            .target
+            .head(&self.vouching.chain_id)
+            .await
+            .map_err(|e| AuditError::Unavailable(e.to_string()))?;
         Ok(row.unwrap_or_else(|| (0, GENESIS_HASH.to_string())))
     }
 }
@@ -565,6 +676,21 @@ pub(super) async fn insert(
         }
         Db::Postgres(p) => insert_in_transaction!(p, sqlx::Postgres, records, checkpoints),
     }
+}
+
+/// [`insert`] on the writer's own PostgreSQL connection.
+async fn insert_pg(
+    conn: &mut PgConnection,
+    records: &[AuditRecord],
+    checkpoints: &[Checkpoint],
+) -> Result<(), sqlx::Error> {
+    if records.is_empty() && checkpoints.is_empty() {
+        return Ok(());
+    }
+    if checkpoints.is_empty() && records.len() <= ROWS_PER_STATEMENT {
+        return insert_one_statement!(&mut *conn, sqlx::Postgres, records);
+    }
+    insert_in_transaction!(conn, sqlx::Postgres, records, checkpoints)
 }
 
 fn hostname() -> String {

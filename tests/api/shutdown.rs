@@ -33,7 +33,11 @@ async fn sigterm_drains_and_loses_no_audit_record(backend: Backend) {
                             served.push(id);
                         }
                     }
-                    Ok(res) => panic!("unexpected status {}", res.status()),
+                    Ok(res) => panic!(
+                        "unexpected status {}: {}",
+                        res.status(),
+                        res.text().await.unwrap_or_default()
+                    ),
                     Err(_) => return served,
                 }
             }
