@@ -519,9 +519,10 @@ impl WriterState {
         let n = batch.len() as u64;
         let (records, head) = self.vouching.chain(batch, head);
         let checkpoint = self.vouching.due(n, &head);
-        // No future-level timeout here: cancelling a statement mid-flight can leave a pooled
-        // connection unusable. The database bounds the wait itself (SQLite busy_timeout,
-        // PostgreSQL statement_timeout, the pool's acquire timeout).
+        // No future-level timeout here: cancelling a statement mid-flight can leave the
+        // connection unusable. SQLite bounds the wait itself (busy_timeout, the write turn). A
+        // PostgreSQL statement has no time limit: while one hangs, the queue fills and further
+        // requests are refused (503) rather than served unrecorded.
         match self.target.insert(&records, checkpoint.as_slice()).await {
             Ok(()) => {
                 self.head = Some(head);
