@@ -650,32 +650,34 @@ macro_rules! insert_in_transaction {
     }};
 }
 
-/// Writes records and checkpoints atomically.
-pub(super) async fn insert(
+/// Writes records and checkpoints atomically on an executor (a pool or a connection).
+macro_rules! insert_batch {
+    ($executor:expr, $db:ty, $records:expr, $checkpoints:expr) => {{
+        let (records, checkpoints): (&[AuditRecord], &[Checkpoint]) = ($records, $checkpoints);
+        if records.is_empty() && checkpoints.is_empty() {
+            Ok(())
+        } else if checkpoints.is_empty() && records.len() <= ROWS_PER_STATEMENT {
+            // The common batch is one multi-row INSERT: a single statement is atomic on its
+            // own, so it runs in autocommit — one round trip instead of BEGIN, INSERT, COMMIT.
+            insert_one_statement!($executor, $db, records)
+        } else {
+            insert_in_transaction!($executor, $db, records, checkpoints)
+        }
+    }};
+}
+
+/// Writes records and checkpoints atomically through the pool (on SQLite in the write turn).
+async fn insert(
     db: &Db,
     records: &[AuditRecord],
     checkpoints: &[Checkpoint],
 ) -> Result<(), sqlx::Error> {
-    if records.is_empty() && checkpoints.is_empty() {
-        return Ok(());
-    }
-    // The common batch is one multi-row INSERT: a single statement is atomic on its own, so it
-    // runs in autocommit — one round trip to the database instead of BEGIN, INSERT, COMMIT.
-    if checkpoints.is_empty() && records.len() <= ROWS_PER_STATEMENT {
-        return match db {
-            Db::Sqlite(p, turn) => {
-                let _turn = turn.take().await?;
-                insert_one_statement!(p, sqlx::Sqlite, records)
-            }
-            Db::Postgres(p) => insert_one_statement!(p, sqlx::Postgres, records),
-        };
-    }
     match db {
         Db::Sqlite(p, turn) => {
             let _turn = turn.take().await?;
-            insert_in_transaction!(p, sqlx::Sqlite, records, checkpoints)
+            insert_batch!(p, sqlx::Sqlite, records, checkpoints)
         }
-        Db::Postgres(p) => insert_in_transaction!(p, sqlx::Postgres, records, checkpoints),
+        Db::Postgres(p) => insert_batch!(p, sqlx::Postgres, records, checkpoints),
     }
 }
 
@@ -685,13 +687,7 @@ async fn insert_pg(
     records: &[AuditRecord],
     checkpoints: &[Checkpoint],
 ) -> Result<(), sqlx::Error> {
-    if records.is_empty() && checkpoints.is_empty() {
-        return Ok(());
-    }
-    if checkpoints.is_empty() && records.len() <= ROWS_PER_STATEMENT {
-        return insert_one_statement!(&mut *conn, sqlx::Postgres, records);
-    }
-    insert_in_transaction!(conn, sqlx::Postgres, records, checkpoints)
+    insert_batch!(&mut *conn, sqlx::Postgres, records, checkpoints)
 }
 
 fn hostname() -> String {
