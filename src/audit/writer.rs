@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{ConnectOptions, Connection, QueryBuilder};
+use sqlx::{ConnectOptions, Connection, QueryBuilder, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::sqlite_writer::{self, Msg, SqliteWriter};
@@ -217,7 +217,7 @@ impl Auditor {
                 timeout: busy_timeout,
                 conn: None,
             },
-            db => Target::Pool(db),
+            Db::Sqlite(pool, turn) => Target::Pool(pool, turn),
         };
         let state = WriterState {
             target,
@@ -344,7 +344,8 @@ fn sqlite_file(db: &Db) -> Option<(std::path::PathBuf, WriteTurn)> {
 /// runtime that outlives the servers. It also skips the pool's round trip on every release
 /// (sqlx pings a returned connection) and never waits behind other users for a connection.
 enum Target {
-    Pool(Db),
+    /// An in-memory SQLite database, which only the pool's connections can see.
+    Pool(SqlitePool, WriteTurn),
     Own {
         options: Arc<PgConnectOptions>,
         /// The longest wait to (re)connect.
@@ -363,7 +364,10 @@ impl Target {
         checkpoints: &[Checkpoint],
     ) -> Result<(), sqlx::Error> {
         match self {
-            Self::Pool(db) => insert(db, records, checkpoints).await,
+            Self::Pool(pool, turn) => {
+                let _turn = turn.take().await?;
+                insert_sqlite(pool, records, checkpoints).await
+            }
             Self::Own { .. } => {
                 let conn = self.connection().await?;
                 let result = insert_pg(conn, records, checkpoints).await;
@@ -380,12 +384,7 @@ impl Target {
         let sql =
             "SELECT seq, hash FROM audit_records WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1";
         match self {
-            Self::Pool(Db::Sqlite(p, _)) => {
-                sqlx::query_as(sql).bind(chain_id).fetch_optional(&*p).await
-            }
-            Self::Pool(Db::Postgres(p)) => {
-                sqlx::query_as(sql).bind(chain_id).fetch_optional(&*p).await
-            }
+            Self::Pool(p, _) => sqlx::query_as(sql).bind(chain_id).fetch_optional(&*p).await,
             Self::Own { .. } => {
                 let conn = self.connection().await?;
                 let result = sqlx::query_as(sql)
@@ -666,22 +665,16 @@ macro_rules! insert_batch {
     }};
 }
 
-/// Writes records and checkpoints atomically through the pool (on SQLite in the write turn).
-async fn insert(
-    db: &Db,
+/// Writes records and checkpoints atomically through a SQLite pool; the caller holds the turn.
+async fn insert_sqlite(
+    pool: &SqlitePool,
     records: &[AuditRecord],
     checkpoints: &[Checkpoint],
 ) -> Result<(), sqlx::Error> {
-    match db {
-        Db::Sqlite(p, turn) => {
-            let _turn = turn.take().await?;
-            insert_batch!(p, sqlx::Sqlite, records, checkpoints)
-        }
-        Db::Postgres(p) => insert_batch!(p, sqlx::Postgres, records, checkpoints),
-    }
+    insert_batch!(pool, sqlx::Sqlite, records, checkpoints)
 }
 
-/// [`insert`] on the writer's own PostgreSQL connection.
+/// Writes records and checkpoints atomically on the writer's own PostgreSQL connection.
 async fn insert_pg(
     conn: &mut PgConnection,
     records: &[AuditRecord],
