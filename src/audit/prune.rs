@@ -25,7 +25,12 @@ pub async fn prune(
         let sql = "SELECT chain_id FROM audit_chains WHERE chain_id <> $1 ORDER BY chain_id";
         match db {
             Db::Sqlite(p, _) => sqlx::query_as(sql).bind(except_chain).fetch_all(p).await?,
-            Db::Postgres(p) => sqlx::query_as(sql).bind(except_chain).fetch_all(p).await?,
+            Db::Postgres(pg) => {
+                sqlx::query_as(sql)
+                    .bind(except_chain)
+                    .fetch_all(&mut *pg.acquire().await?)
+                    .await?
+            }
         }
     };
     let mut report = PruneReport::default();
@@ -57,11 +62,11 @@ async fn prune_chain(
                 .fetch_one(p)
                 .await?
         }
-        Db::Postgres(p) => {
+        Db::Postgres(pg) => {
             sqlx::query_as(bounds)
                 .bind(chain)
                 .bind(before_us)
-                .fetch_one(p)
+                .fetch_one(&mut *pg.acquire().await?)
                 .await?
         }
     };
@@ -81,11 +86,11 @@ async fn prune_chain(
                 .fetch_optional(p)
                 .await?
         }
-        Db::Postgres(p) => {
+        Db::Postgres(pg) => {
             sqlx::query_as(hash_sql)
                 .bind(chain)
                 .bind(cut)
-                .fetch_optional(p)
+                .fetch_optional(&mut *pg.acquire().await?)
                 .await?
         }
     };
@@ -139,6 +144,10 @@ async fn prune_chain(
             let _turn = turn.take().await?;
             cut_chain!(p)
         }
-        Db::Postgres(p) => cut_chain!(p),
+        Db::Postgres(pg) => {
+            use sqlx::Connection as _;
+            let mut conn = pg.acquire().await?;
+            cut_chain!(conn)
+        }
     })
 }

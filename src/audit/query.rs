@@ -157,7 +157,11 @@ pub async fn page(
     let (sql, args) = page_sql(filter, order, after, limit);
     let mut records: Vec<StoredRecord> = match db {
         Db::Sqlite(p, _) => bind_args!(sqlx::query_as(&sql), args).fetch_all(p).await?,
-        Db::Postgres(p) => bind_args!(sqlx::query_as(&sql), args).fetch_all(p).await?,
+        Db::Postgres(pg) => {
+            bind_args!(sqlx::query_as(&sql), args)
+                .fetch_all(&mut *pg.acquire().await?)
+                .await?
+        }
     };
     let next = if records.len() > limit as usize {
         records.truncate(limit as usize);
@@ -174,7 +178,12 @@ pub async fn by_transaction(db: &Db, id: Uuid) -> Result<Option<StoredRecord>, S
     let id = id.hyphenated().to_string();
     Ok(match db {
         Db::Sqlite(p, _) => sqlx::query_as(&sql).bind(id).fetch_optional(p).await?,
-        Db::Postgres(p) => sqlx::query_as(&sql).bind(id).fetch_optional(p).await?,
+        Db::Postgres(pg) => {
+            sqlx::query_as(&sql)
+                .bind(id)
+                .fetch_optional(&mut *pg.acquire().await?)
+                .await?
+        }
     })
 }
 

@@ -94,7 +94,11 @@ pub async fn verify(db: &Db, key: &CheckpointVerifier) -> Result<VerifyReport, V
         UNION SELECT DISTINCT chain_id FROM audit_records ORDER BY 1";
     let chains: Vec<(String,)> = match db {
         Db::Sqlite(p, _) => sqlx::query_as(chains_sql).fetch_all(p).await?,
-        Db::Postgres(p) => sqlx::query_as(chains_sql).fetch_all(p).await?,
+        Db::Postgres(pg) => {
+            sqlx::query_as(chains_sql)
+                .fetch_all(&mut *pg.acquire().await?)
+                .await?
+        }
     };
     let mut report = VerifyReport::default();
     for (chain,) in chains {
@@ -114,7 +118,12 @@ async fn verify_chain(
         WHERE chain_id = $1 ORDER BY seq, kind";
     let rows: Vec<CheckpointRow> = match db {
         Db::Sqlite(p, _) => sqlx::query_as(sql).bind(chain).fetch_all(p).await?,
-        Db::Postgres(p) => sqlx::query_as(sql).bind(chain).fetch_all(p).await?,
+        Db::Postgres(pg) => {
+            sqlx::query_as(sql)
+                .bind(chain)
+                .fetch_all(&mut *pg.acquire().await?)
+                .await?
+        }
     };
     let mut statements = Vec::with_capacity(rows.len());
     for row in rows {
@@ -206,11 +215,11 @@ async fn verify_chain(
                     .fetch_all(p)
                     .await?
             }
-            Db::Postgres(p) => {
+            Db::Postgres(pg) => {
                 sqlx::query_as(&sql)
                     .bind(chain)
                     .bind(after)
-                    .fetch_all(p)
+                    .fetch_all(&mut *pg.acquire().await?)
                     .await?
             }
         };

@@ -176,7 +176,11 @@ impl Auditor {
                 let _turn = turn.take().await?;
                 open_chain!(p)
             }
-            Db::Postgres(p) => open_chain!(p),
+            Db::Postgres(pg) => {
+                use sqlx::Connection as _;
+                let mut conn = pg.acquire().await?;
+                open_chain!(conn)
+            }
         }
         let counters = Arc::new(Counters::default());
         if let Some((path, turn)) = sqlite_file(&db) {
@@ -212,8 +216,8 @@ impl Auditor {
         let (queue, rx) = mpsc::channel(settings.queue_capacity);
         let (stop, stop_rx) = watch::channel(false);
         let target = match db {
-            Db::Postgres(pool) => Target::Own {
-                options: pool.connect_options(),
+            Db::Postgres(pg) => Target::Own {
+                options: pg.pool().connect_options(),
                 timeout: busy_timeout,
                 conn: None,
             },

@@ -164,8 +164,8 @@ impl Registry {
             cache: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
         });
-        if let Db::Postgres(pool) = &registry.db {
-            tokio::spawn(listen(Arc::downgrade(&registry), pool.clone()));
+        if let Db::Postgres(pg) = &registry.db {
+            tokio::spawn(listen(Arc::downgrade(&registry), pg.clone()));
         }
         registry
     }
@@ -224,10 +224,11 @@ impl Registry {
 
 /// Keeps a LISTEN connection open; caching is switched off whenever it is not, because changes
 /// announced while disconnected are lost.
-async fn listen(registry: std::sync::Weak<Registry>, pool: sqlx::PgPool) {
+async fn listen(registry: std::sync::Weak<Registry>, pg: crate::store::Pg) {
     loop {
         let connected = async {
-            let mut l = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            let connect = sqlx::postgres::PgListener::connect_with(pg.pool());
+            let mut l = crate::store::in_home(pg.home(), connect).await?;
             l.listen(consumers::CHANGES_CHANNEL).await?;
             Ok::<_, sqlx::Error>(l)
         }

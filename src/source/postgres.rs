@@ -237,9 +237,18 @@ impl PostgresSource {
         let sql = self.sql(filters)?;
         let columns_sql =
             (self.format == RowFormat::Csv).then(|| format!("SELECT * FROM ({}) AS q", self.query));
+        let origin = self.origin.clone();
+        // Queries run on the runtime that PostgreSQL connections belong to (`store::home`): a
+        // connection opened by a query on one HTTP worker's runtime would fail another worker's
+        // query once the first worker has stopped.
+        let home = crate::store::home().map_err(|e| SourceError::UpstreamUnavailable {
+            url: origin.clone(),
+            reason: e.to_string(),
+        })?;
         let pool = self
             .pool
             .get_or_init(|| async {
+                let _home = home.enter();
                 PgPoolOptions::new()
                     .max_connections(self.max_connections)
                     .acquire_timeout(self.statement_timeout)
@@ -258,8 +267,7 @@ impl PostgresSource {
         };
         let (ready_tx, ready_rx) = oneshot::channel();
         let (chunks_tx, chunks_rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
-        tokio::spawn(job.run(ready_tx, chunks_tx));
-        let origin = self.origin.clone();
+        home.spawn(job.run(ready_tx, chunks_tx));
         match ready_rx.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(db_error(&origin, &e)),

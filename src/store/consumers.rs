@@ -98,8 +98,10 @@ pub async fn update(db: &Db, c: &Consumer) -> Result<bool, StoreError> {
                 .rows_affected();
             Ok(n == 1)
         }
-        Db::Postgres(p) => {
-            let mut tx = p.begin().await?;
+        Db::Postgres(pg) => {
+            use sqlx::Connection as _;
+            let mut conn = pg.acquire().await?;
+            let mut tx = conn.begin().await?;
             let n = sqlx::query(sql)
                 .bind(c.party_id.as_str())
                 .bind(&c.name)

@@ -2,13 +2,20 @@
 //! PostgreSQL (production, shared by replicas). Migrations for each dialect live in
 //! `migrations/sqlite` and `migrations/postgres` and hold the same schema.
 
-/// Runs the same sqlx code on whichever pool `db` holds: the expression is written once and
-/// type-checked for each database.
+/// Runs the same sqlx code on whichever database `db` holds: the expression is written once and
+/// type-checked for each. `$pool` is the SQLite pool, or a PostgreSQL connection taken through
+/// [`Pg::acquire`].
 macro_rules! on_pool {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
             $crate::store::Db::Sqlite($pool, _) => $body,
-            $crate::store::Db::Postgres($pool) => $body,
+            $crate::store::Db::Postgres(pg) => {
+                #[allow(unused_imports)]
+                use sqlx::Connection as _;
+                let mut conn = pg.acquire().await?;
+                let $pool = &mut *conn;
+                $body
+            }
         }
     };
 }
@@ -23,7 +30,13 @@ macro_rules! on_pool_write {
                 let _turn = turn.take().await?;
                 $body
             }
-            $crate::store::Db::Postgres($pool) => $body,
+            $crate::store::Db::Postgres(pg) => {
+                #[allow(unused_imports)]
+                use sqlx::Connection as _;
+                let mut conn = pg.acquire().await?;
+                let $pool = &mut *conn;
+                $body
+            }
         }
     };
 }
@@ -33,13 +46,17 @@ pub mod consumers;
 pub mod replay;
 pub mod usage;
 
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{PgConnection, PgPool, Postgres, SqlitePool};
+use tokio::runtime::{Handle, Runtime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -53,6 +70,8 @@ pub enum StoreError {
     NoTurn(#[from] NoTurn),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    #[error("database runtime: {0}")]
+    Runtime(String),
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -62,7 +81,96 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub enum Db {
     /// The pool, and the turn its writers (and the audit writer's own connection) take.
     Sqlite(SqlitePool, WriteTurn),
-    Postgres(PgPool),
+    Postgres(Pg),
+}
+
+/// The runtime that every PostgreSQL connection of this process belongs to.
+///
+/// A connection's socket is driven by the Tokio runtime it was opened on, and actix-web runs one
+/// runtime per HTTP worker. A pooled connection opened by one worker and later taken by another
+/// is then served by the first worker's runtime: its I/O waits until that runtime gets round to
+/// it, and fails once that worker has stopped, as workers do one by one during a graceful
+/// shutdown, while the others are still draining. Connections are therefore opened here, on
+/// threads of their own that never stop, whoever asks for them.
+pub fn home() -> Result<&'static Handle, StoreError> {
+    static HOME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    HOME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sluis-db")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map(Runtime::handle)
+    .map_err(|e| StoreError::Runtime(e.clone()))
+}
+
+/// Polls `fut` with `home` as its runtime: a connection it opens, a timer it sets and a task it
+/// spawns belong to `home`, while the caller's task still does the waiting.
+pub async fn in_home<F: Future>(home: &Handle, fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        let _home = home.enter();
+        fut.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// The PostgreSQL pool, whose connections are opened and given back on [`home`].
+#[derive(Debug, Clone)]
+pub struct Pg {
+    pool: PgPool,
+    home: &'static Handle,
+}
+
+impl Pg {
+    /// A connection from the pool, opened on [`home`] if the pool has to open one.
+    pub async fn acquire(&self) -> Result<PgConn, sqlx::Error> {
+        let conn = in_home(self.home, self.pool.acquire()).await?;
+        Ok(PgConn {
+            conn: Some(conn),
+            home: self.home,
+        })
+    }
+
+    /// The pool itself, for what manages its own connections (a listener, the audit writer's
+    /// connect options).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn home(&self) -> &'static Handle {
+        self.home
+    }
+}
+
+/// A pooled PostgreSQL connection that goes back to the pool on [`home`]: giving it back pings
+/// it on a task of its own, which must not die with the runtime of whoever used it.
+pub struct PgConn {
+    conn: Option<PoolConnection<Postgres>>,
+    home: &'static Handle,
+}
+
+impl Deref for PgConn {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        self.conn.as_deref().expect("taken only on drop")
+    }
+}
+
+impl DerefMut for PgConn {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        self.conn.as_deref_mut().expect("taken only on drop")
+    }
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        let _home = self.home.enter();
+        drop(self.conn.take());
+    }
 }
 
 /// Whose turn it is to write to the SQLite file, within this process.
@@ -148,12 +256,16 @@ impl Db {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts =
                 PgConnectOptions::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
-            let pool = PgPoolOptions::new()
-                .max_connections(max_connections.max(1))
-                .acquire_timeout(timeout)
-                .connect_with(opts)
-                .await?;
-            Ok(Self::Postgres(pool))
+            let home = home()?;
+            let pool = in_home(
+                home,
+                PgPoolOptions::new()
+                    .max_connections(max_connections.max(1))
+                    .acquire_timeout(timeout)
+                    .connect_with(opts),
+            )
+            .await?;
+            Ok(Self::Postgres(Pg { pool, home }))
         } else {
             Err(StoreError::Url("expected sqlite:// or postgres://".into()))
         }
@@ -162,7 +274,7 @@ impl Db {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(p, _) => SQLITE_MIGRATIONS.run(p).await?,
-            Self::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+            Self::Postgres(pg) => in_home(pg.home, POSTGRES_MIGRATIONS.run(&pg.pool)).await?,
         }
         Ok(())
     }
@@ -177,8 +289,9 @@ impl Db {
                 sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
                 sqlx::query("ROLLBACK").execute(&mut *conn).await?;
             }
-            Self::Postgres(p) => {
-                sqlx::query("SELECT 1").execute(p).await?;
+            Self::Postgres(pg) => {
+                let mut conn = pg.acquire().await?;
+                sqlx::query("SELECT 1").execute(&mut *conn).await?;
             }
         }
         Ok(())
@@ -194,7 +307,7 @@ impl Db {
     pub async fn close(&self) {
         match self {
             Self::Sqlite(p, _) => p.close().await,
-            Self::Postgres(p) => p.close().await,
+            Self::Postgres(pg) => in_home(pg.home, pg.pool.close()).await,
         }
     }
 }

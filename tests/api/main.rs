@@ -21,6 +21,7 @@ mod obligations;
 mod open_products;
 mod restricted;
 mod shutdown;
+mod store_runtime;
 mod streaming;
 mod telemetry;
 mod tls;
