@@ -225,7 +225,6 @@ fn passive(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
     })
 }
 
-/// SQLite's WAL hook: called after each commit with the WAL's size in pages.
 /// Gives the calling thread the nice value [`NICE`]. Linux keeps a nice value per thread; raising
 /// one's own needs no privilege.
 fn lower_priority() {
@@ -239,6 +238,7 @@ fn lower_priority() {
     }
 }
 
+/// SQLite's WAL hook: called after each commit with the WAL's size in pages.
 unsafe extern "C" fn on_commit(
     frames: *mut c_void,
     _db: *mut ffi::sqlite3,
