@@ -177,7 +177,6 @@ impl Auditor {
                 open_chain!(p)
             }
             Db::Postgres(pg) => {
-                use sqlx::Connection as _;
                 let mut conn = pg.acquire().await?;
                 open_chain!(conn)
             }
@@ -341,12 +340,11 @@ fn sqlite_file(db: &Db) -> Option<(std::path::PathBuf, WriteTurn)> {
 /// Where the writer task commits.
 ///
 /// On PostgreSQL the task keeps a connection of its own rather than taking one from the pool
-/// for every batch. A pooled connection's socket belongs to the runtime that opened it, and
-/// most are opened by the HTTP workers' runtimes: when those stop at shutdown, the batches of
-/// the requests still draining and the closing checkpoint failed with "a Tokio context was
-/// found, but it is being shutdown". Its own connection is opened by this task, on the
-/// runtime that outlives the servers. It also skips the pool's round trip on every release
-/// (sqlx pings a returned connection) and never waits behind other users for a connection.
+/// for every batch: it skips the pool's round trip on every release (sqlx pings a returned
+/// connection) and never waits behind other users for a connection. The connection is opened
+/// by this task, on the runtime that outlives the HTTP servers, so the batches of requests
+/// still draining at shutdown and the closing checkpoint are written (the pool's connections
+/// are kept off the workers' runtimes for the same reason: `store::home`).
 enum Target {
     /// An in-memory SQLite database, which only the pool's connections can see.
     Pool(SqlitePool, WriteTurn),
