@@ -3,7 +3,7 @@
 //! certificate binding and the consumer's status are still checked on every request.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -16,7 +16,8 @@ const CAPACITY: usize = 16_384;
 #[derive(Default)]
 pub struct VerifiedTokens {
     // Keyed by the token's SHA-256: a lookup never compares secrets byte by byte.
-    entries: RwLock<HashMap<[u8; 32], AccessClaims>>,
+    // Shared, so that a hit costs a reference count rather than a copy of every claim.
+    entries: RwLock<HashMap<[u8; 32], Arc<AccessClaims>>>,
 }
 
 impl VerifiedTokens {
@@ -27,7 +28,7 @@ impl VerifiedTokens {
         token: &str,
         now: DateTime<Utc>,
         presented_client_cert_der: Option<&[u8]>,
-    ) -> Result<AccessClaims, TokenError> {
+    ) -> Result<Arc<AccessClaims>, TokenError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let cached = self
             .entries
@@ -36,7 +37,7 @@ impl VerifiedTokens {
             .get(&key)
             .cloned();
         let Some(claims) = cached else {
-            let claims = issuer.verify(token, now, presented_client_cert_der)?;
+            let claims = Arc::new(issuer.verify(token, now, presented_client_cert_der)?);
             let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
             if entries.len() >= CAPACITY {
                 let now_secs = now.timestamp();
@@ -45,7 +46,7 @@ impl VerifiedTokens {
                     entries.clear();
                 }
             }
-            entries.insert(key, claims.clone());
+            entries.insert(key, Arc::clone(&claims));
             return Ok(claims);
         };
         issuer.check_claims(&claims, now, presented_client_cert_der)?;

@@ -24,8 +24,6 @@ pub const TRANSACTION_ID_HEADER: HeaderName = HeaderName::from_static("sluis-tra
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub transaction_id: Uuid,
-    pub trace_id: String,
-    pub span_id: String,
     /// W3C `traceparent` naming this request's span, for calls to upstream sources.
     pub traceparent: String,
 }
@@ -56,18 +54,19 @@ pub async fn audited(
     let started = Instant::now();
     let time_us = now_us();
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let span = state.telemetry.request_span(
-        req.method().as_str().to_string(),
+    let mut span = state.telemetry.request_span(
+        req.method().as_str(),
         header("traceparent"),
         header("tracestate"),
     );
-    let ctx = RequestContext {
-        transaction_id: Uuid::now_v7(),
-        trace_id: span.trace_id.clone(),
-        span_id: span.span_id.clone(),
-        traceparent: span.traceparent.clone(),
-    };
-    req.extensions_mut().insert(ctx.clone());
+    let transaction_id = Uuid::now_v7();
+    // The span's ids move into the context and the audit record: finishing a span needs none.
+    req.extensions_mut().insert(RequestContext {
+        transaction_id,
+        traceparent: std::mem::take(&mut span.traceparent),
+    });
+    let trace_id = std::mem::take(&mut span.trace_id);
+    let span_id = std::mem::take(&mut span.span_id);
     let method = req.method().as_str().to_string();
     let path = req.path().to_string();
 
@@ -78,7 +77,7 @@ pub async fn audited(
         Err(e) => {
             let status = e.as_response_error().status_code().as_u16();
             let entry = AuditEntry {
-                transaction_id: ctx.transaction_id,
+                transaction_id,
                 time_us,
                 party_id: None,
                 product: None,
@@ -95,11 +94,11 @@ pub async fn audited(
                 status,
                 method,
                 path,
-                trace_id: Some(ctx.trace_id),
-                span_id: Some(ctx.span_id),
+                trace_id: Some(trace_id),
+                span_id: Some(span_id),
             };
             if let Err(audit) = state.auditor.record(entry).await {
-                tracing::error!(transaction_id = %ctx.transaction_id, error = %audit, "audit record not written");
+                tracing::error!(transaction_id = %transaction_id, error = %audit, "audit record not written");
             }
             span.finish(None, vec![], status);
             return Err(e);
@@ -114,7 +113,7 @@ pub async fn audited(
         .and_then(|e| e.as_error::<ApiError>())
         .map(|e| {
             if status.is_server_error() {
-                tracing::warn!(transaction_id = %ctx.transaction_id, error = %e, "request failed");
+                tracing::warn!(transaction_id = %transaction_id, error = %e, "request failed");
             }
             e.code()
         });
@@ -140,7 +139,7 @@ pub async fn audited(
         attributes.extend([
             KeyValue::new("http.request.method", method.clone()),
             KeyValue::new("url.path", path.clone()),
-            KeyValue::new("sluis.transaction_id", ctx.transaction_id.to_string()),
+            KeyValue::new("sluis.transaction_id", transaction_id.to_string()),
             KeyValue::new("sluis.decision", decision.as_str()),
         ]);
         let optional = [
@@ -155,8 +154,13 @@ pub async fn audited(
             }
         }
     }
+    // Like the attributes, the span's name is only worth building for a span that is exported.
+    let span_name = state.telemetry.exporting().then(|| match &route {
+        Some(r) => format!("{method} {r}"),
+        None => method.clone(),
+    });
     let entry = AuditEntry {
-        transaction_id: ctx.transaction_id,
+        transaction_id,
         time_us,
         party_id: facts.party_id,
         product: facts.product,
@@ -174,20 +178,19 @@ pub async fn audited(
         policy_id: facts.policy_id,
         policy_version: facts.policy_version,
         status: status.as_u16(),
-        method: method.clone(),
+        method,
         path,
-        trace_id: Some(ctx.trace_id),
-        span_id: Some(ctx.span_id),
+        trace_id: Some(trace_id),
+        span_id: Some(span_id),
     };
     let product = entry.product.clone();
 
-    let txid = HeaderValue::from_str(&ctx.transaction_id.to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-    // Like the attributes, the span's name is only worth building for a span that is exported.
-    let span_name = state.telemetry.exporting().then(|| match &route {
-        Some(r) => format!("{method} {r}"),
-        None => method,
-    });
+    let txid = HeaderValue::from_str(
+        transaction_id
+            .hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer()),
+    )
+    .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     match state.auditor.record(entry).await {
         Ok(()) => {
             let mut res = res;
@@ -202,7 +205,7 @@ pub async fn audited(
             Ok(res)
         }
         Err(e) => {
-            tracing::error!(transaction_id = %ctx.transaction_id, error = %e, "not served: audit record not written");
+            tracing::error!(transaction_id = %transaction_id, error = %e, "not served: audit record not written");
             // The prepared response (and its open source) is dropped unsent.
             let (req, _unsent) = res.into_parts();
             let refused = ApiError::AuditUnavailable(e);

@@ -4,7 +4,6 @@
 
 use actix_web::HttpRequest;
 
-use crate::catalog::Product;
 use crate::consumer::Consumer;
 use crate::error::ApiError;
 use crate::policy::{
@@ -29,17 +28,16 @@ pub fn declared_purpose(req: &HttpRequest) -> Option<&str> {
         .filter(|p| !p.is_empty())
 }
 
-/// Evaluates `policy` for `consumer` reading `product` at `now`, with the consumer's earlier uses
-/// per counting window.
+/// Evaluates `policy` for `consumer` reading `target` (a product's [`product_iri`]) at `now`,
+/// with the consumer's earlier uses per counting window.
 pub fn decide(
     policy: &CompiledPolicy,
     consumer: &Consumer,
-    product: &Product,
+    target: &str,
     purpose: Option<&str>,
     counts: &[(&str, u64)],
     now: chrono::DateTime<chrono::FixedOffset>,
 ) -> Decision {
-    let target = product_iri(product.id.as_str());
     let request = Request {
         subject: Entity {
             id: consumer.party_id.as_str(),
@@ -52,7 +50,7 @@ pub fn decide(
         },
         action: "read",
         resource: Entity {
-            id: &target,
+            id: target,
             part_of: Vec::new(),
             properties: Vec::new(),
         },
@@ -114,10 +112,11 @@ pub struct Fulfilment {
 pub fn fulfil(decision: &Decision, pseudonym_key: &[u8]) -> Result<Fulfilment, ApiError> {
     let mut f = Fulfilment {
         headers: Vec::new(),
+        // Concatenated rather than formatted: this runs on every permitted request.
         reasons: decision
             .permitted_by
             .iter()
-            .map(|r| format!("permitted_by {r}"))
+            .map(|r| ["permitted_by ", r].concat())
             .collect(),
         plan: TransformPlan::from_obligations(&decision.obligations, pseudonym_key).map_err(
             |e| ApiError::PolicyDenied {
@@ -128,15 +127,17 @@ pub fn fulfil(decision: &Decision, pseudonym_key: &[u8]) -> Result<Fulfilment, A
     for o in &decision.obligations {
         if let Obligation::Attribution { license, text, .. } = o {
             if let Some(l) = license {
-                f.headers
-                    .push(("link", format!("<{}>; rel=\"license\"", header_safe(l))));
+                f.headers.push((
+                    "link",
+                    ["<", &header_safe(l), ">; rel=\"license\""].concat(),
+                ));
             }
             if let Some(t) = text {
                 f.headers.push(("sluis-attribution", header_safe(t)));
             }
         }
         f.reasons
-            .push(format!("obligation {}: {}", o.duty(), o.kind()));
+            .push(["obligation ", o.duty(), ": ", o.kind()].concat());
     }
     Ok(f)
 }

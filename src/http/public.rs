@@ -16,6 +16,7 @@ use crate::audit::Decision;
 use crate::catalog::{Access, Product};
 use crate::consumer::{Consumer, ConsumerStatus};
 use crate::error::ApiError;
+use crate::policy::Obligation;
 use crate::source::transform::{self, TransformPlan};
 use crate::source::{DataSource, OpenContext};
 use crate::store::usage;
@@ -189,14 +190,20 @@ async fn check_restricted(
     let decision = enforce::decide(
         &policy,
         &consumer,
-        product,
+        &target,
         facts.purpose.as_deref(),
         &counts,
         local,
     );
     let outcome = if decision.allowed {
-        let key = enforce::pseudonym_key(&state.pseudonym_secret, product.id.as_str(), party);
-        enforce::fulfil(&decision, &key)
+        // The key costs a hash: derived only for a decision that pseudonymises. Without it, a
+        // plan that needs one is refused, never built with a weaker key.
+        let key = decision
+            .obligations
+            .iter()
+            .any(|o| matches!(o, Obligation::PseudonymiseFields { .. }))
+            .then(|| enforce::pseudonym_key(&state.pseudonym_secret, product.id.as_str(), party));
+        enforce::fulfil(&decision, key.as_ref().map_or(&[][..], |k| &k[..]))
     } else {
         Err(ApiError::PolicyDenied {
             reasons: enforce::denial_reasons(&decision),
@@ -224,10 +231,14 @@ pub(crate) async fn authenticate(
     state: &AppState,
     facts: &mut AuditFacts,
 ) -> Result<Arc<Consumer>, ApiError> {
+    // A header value that is all ASCII is all visible (the parser refuses other controls), so
+    // this is `to_str`, checked a word rather than a byte at a time: tokens are long.
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .map(|v| v.as_bytes())
+        .filter(|b| b.is_ascii())
+        .and_then(|b| std::str::from_utf8(b).ok())
         .and_then(bearer)
         .ok_or(ApiError::TokenMissing)?;
     let cert = req.conn_data::<ClientCert>().map(|c| c.0.as_slice());
