@@ -111,7 +111,7 @@ impl Telemetry {
                 .span_builder(name.to_string())
                 .with_kind(SpanKind::Server)
                 .start_with_context(&self.tracer, &parent);
-            (span.span_context().clone(), Some(span))
+            (span.span_context().clone(), Some(Box::new(span)))
         } else {
             (unexported_context(parent.span().span_context()), None)
         };
@@ -209,8 +209,9 @@ pub struct RequestSpan {
     pub span_id: String,
     /// What an upstream call carries so that it joins this trace.
     pub traceparent: String,
-    /// Built only when spans are exported.
-    span: Option<opentelemetry_sdk::trace::Span>,
+    /// Built only when spans are exported; boxed, so that a request future that holds the
+    /// span stays small when none is.
+    span: Option<Box<opentelemetry_sdk::trace::Span>>,
 }
 
 impl RequestSpan {

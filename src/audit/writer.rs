@@ -243,12 +243,22 @@ impl Auditor {
 
     /// Appends one entry and returns once it is committed. Fails fast when the queue is full.
     pub async fn record(&self, entry: AuditEntry) -> Result<(), AuditError> {
+        self.submit(entry).await
+    }
+
+    /// Queues one entry now (failing fast when the queue is full); the future resolves once the
+    /// entry is committed. It holds neither the entry nor a borrow of the auditor, so a request
+    /// future that awaits it stays small.
+    pub fn submit(
+        &self,
+        entry: AuditEntry,
+    ) -> impl Future<Output = Result<(), AuditError>> + use<> {
         let (done, wait) = oneshot::channel();
-        match &self.queue {
+        let queued = match &self.queue {
             Queue::Task(q) => q.try_send(Pending { entry, done }).map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => AuditError::QueueFull,
                 mpsc::error::TrySendError::Closed(_) => AuditError::Closed,
-            })?,
+            }),
             Queue::Thread { tx, depth, .. } => {
                 depth.fetch_add(1, Ordering::Relaxed);
                 tx.try_send(Msg::Record(Pending { entry, done }))
@@ -258,10 +268,13 @@ impl Auditor {
                             std::sync::mpsc::TrySendError::Full(_) => AuditError::QueueFull,
                             std::sync::mpsc::TrySendError::Disconnected(_) => AuditError::Closed,
                         }
-                    })?;
+                    })
             }
+        };
+        async move {
+            queued?;
+            wait.await.map_err(|_| AuditError::Closed)?
         }
-        wait.await.map_err(|_| AuditError::Closed)?
     }
 
     pub fn chain_id(&self) -> &str {

@@ -178,7 +178,10 @@ impl Registry {
             }
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let found = consumers::get(&self.db, party_id).await?.map(Arc::new);
+        // Boxed: a query future is large, and every restricted request's future holds this one.
+        let found = Box::pin(consumers::get(&self.db, party_id))
+            .await?
+            .map(Arc::new);
         if let Some(c) = &found {
             if self.cache_enabled.load(Ordering::Acquire) {
                 let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());

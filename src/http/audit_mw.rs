@@ -14,9 +14,9 @@ use opentelemetry::KeyValue;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::audit::{AuditEntry, Decision, now_us};
+use crate::audit::{AuditEntry, AuditError, Decision, now_us};
 use crate::error::ApiError;
-use crate::telemetry::PROCESSING_ACTIVITY;
+use crate::telemetry::{PROCESSING_ACTIVITY, RequestSpan};
 
 pub const TRANSACTION_ID_HEADER: HeaderName = HeaderName::from_static("sluis-transaction-id");
 
@@ -44,6 +44,10 @@ pub struct AuditFacts {
     pub processing_activity: Option<String>,
 }
 
+/// The audit middleware. The work around the two waits (for the handler, and for the record's
+/// commit) is done in plain functions, and what crosses a wait is boxed: actix boxes this future
+/// for every request (twice its size, with the scope's wrapper), and an allocation of a kilobyte
+/// or more takes glibc's slow path, where two small ones do not.
 pub async fn audited(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -51,69 +55,127 @@ pub async fn audited(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Err(actix_web::error::ErrorInternalServerError("state missing"));
     };
-    let started = Instant::now();
-    let time_us = now_us();
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let mut span = state.telemetry.request_span(
-        req.method().as_str(),
-        header("traceparent"),
-        header("tracestate"),
-    );
-    let transaction_id = Uuid::now_v7();
-    // The span's ids move into the context and the audit record: finishing a span needs none.
-    req.extensions_mut().insert(RequestContext {
-        transaction_id,
-        traceparent: std::mem::take(&mut span.traceparent),
-    });
-    let trace_id = std::mem::take(&mut span.trace_id);
-    let span_id = std::mem::take(&mut span.span_id);
-    let method = req.method().as_str().to_string();
-    let path = req.path().to_string();
-
+    let begun = Box::new(Begun::start(&state, &req));
     // Handlers and extractors turn their errors into responses; an Err here comes from the
-    // framework itself. It carries no data, but it is still recorded.
+    // framework itself. It carries no data, but it is still recorded (boxed: it is rare).
     let res = match next.call(req).await {
         Ok(res) => res.map_into_boxed_body(),
-        Err(e) => {
-            let status = e.as_response_error().status_code().as_u16();
-            let entry = AuditEntry {
-                transaction_id,
-                time_us,
-                party_id: None,
-                product: None,
-                action: "request".into(),
-                purpose: None,
-                decision: Decision::Deny,
-                reasons: vec![
-                    e.as_error::<ApiError>()
-                        .map_or("INTERNAL", ApiError::code)
-                        .into(),
-                ],
-                policy_id: None,
-                policy_version: None,
-                status,
-                method,
-                path,
-                trace_id: Some(trace_id),
-                span_id: Some(span_id),
-            };
-            if let Err(audit) = state.auditor.record(entry).await {
-                tracing::error!(transaction_id = %transaction_id, error = %audit, "audit record not written");
-            }
-            span.finish(None, vec![], status);
-            return Err(e);
-        }
+        Err(e) => return Box::pin(framework_error(state, *begun, e)).await,
     };
+    let (committed, served) = conclude(&state, *begun, res);
+    let served = Box::new(served);
+    let outcome = committed.await;
+    Ok(served.release(&state, outcome))
+}
 
+/// What the middleware knows before the handler runs.
+struct Begun {
+    started: Instant,
+    time_us: i64,
+    span: RequestSpan,
+    transaction_id: Uuid,
+    trace_id: String,
+    span_id: String,
+    method: String,
+    path: String,
+}
+
+impl Begun {
+    fn start(state: &AppState, req: &ServiceRequest) -> Self {
+        let started = Instant::now();
+        let time_us = now_us();
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let mut span = state.telemetry.request_span(
+            req.method().as_str(),
+            header("traceparent"),
+            header("tracestate"),
+        );
+        let transaction_id = Uuid::now_v7();
+        // The span's ids move into the context and the audit record: finishing a span needs
+        // none.
+        req.extensions_mut().insert(RequestContext {
+            transaction_id,
+            traceparent: std::mem::take(&mut span.traceparent),
+        });
+        Self {
+            started,
+            time_us,
+            transaction_id,
+            trace_id: std::mem::take(&mut span.trace_id),
+            span_id: std::mem::take(&mut span.span_id),
+            span,
+            method: req.method().as_str().to_string(),
+            path: req.path().to_string(),
+        }
+    }
+}
+
+async fn framework_error(
+    state: web::Data<AppState>,
+    b: Begun,
+    e: actix_web::Error,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let status = e.as_response_error().status_code().as_u16();
+    let entry = AuditEntry {
+        transaction_id: b.transaction_id,
+        time_us: b.time_us,
+        party_id: None,
+        product: None,
+        action: "request".into(),
+        purpose: None,
+        decision: Decision::Deny,
+        reasons: vec![
+            e.as_error::<ApiError>()
+                .map_or("INTERNAL", ApiError::code)
+                .into(),
+        ],
+        policy_id: None,
+        policy_version: None,
+        status,
+        method: b.method,
+        path: b.path,
+        trace_id: Some(b.trace_id),
+        span_id: Some(b.span_id),
+    };
+    if let Err(audit) = state.auditor.submit(entry).await {
+        tracing::error!(transaction_id = %b.transaction_id, error = %audit, "audit record not written");
+    }
+    b.span.finish(None, vec![], status);
+    Err(e)
+}
+
+/// The prepared response, waiting for its audit record's commit.
+struct Served {
+    res: ServiceResponse<BoxBody>,
+    started: Instant,
+    span: RequestSpan,
+    span_name: Option<String>,
+    attributes: Vec<KeyValue>,
+    transaction_id: Uuid,
+    txid: HeaderValue,
+    product: Option<String>,
+    decision: Decision,
+    status: u16,
+}
+
+/// Builds the audit record of a handled request and queues it: the returned future resolves
+/// when it is committed.
+fn conclude(
+    state: &AppState,
+    b: Begun,
+    res: ServiceResponse<BoxBody>,
+) -> (
+    impl std::future::Future<Output = Result<(), AuditError>> + use<>,
+    Served,
+) {
     let status = res.status();
-    let route = res.request().match_pattern();
     let error_code = res
         .response()
         .error()
         .and_then(|e| e.as_error::<ApiError>())
         .map(|e| {
             if status.is_server_error() {
-                tracing::warn!(transaction_id = %transaction_id, error = %e, "request failed");
+                tracing::warn!(transaction_id = %b.transaction_id, error = %e, "request failed");
             }
             e.code()
         });
@@ -133,13 +195,15 @@ pub async fn audited(
             reasons.push(code.to_string());
         }
     }
-    // Attributes are only worth building for spans that leave the process.
+    // The span's attributes and name are only worth building for spans that leave the process.
     let mut attributes = Vec::new();
+    let mut span_name = None;
     if state.telemetry.exporting() {
+        let route = res.request().match_pattern();
         attributes.extend([
-            KeyValue::new("http.request.method", method.clone()),
-            KeyValue::new("url.path", path.clone()),
-            KeyValue::new("sluis.transaction_id", transaction_id.to_string()),
+            KeyValue::new("http.request.method", b.method.clone()),
+            KeyValue::new("url.path", b.path.clone()),
+            KeyValue::new("sluis.transaction_id", b.transaction_id.to_string()),
             KeyValue::new("sluis.decision", decision.as_str()),
         ]);
         let optional = [
@@ -153,72 +217,104 @@ pub async fn audited(
                 attributes.push(KeyValue::new(key, v.clone()));
             }
         }
+        span_name = Some(match &route {
+            Some(r) => format!("{} {r}", b.method),
+            None => b.method.clone(),
+        });
     }
-    // Like the attributes, the span's name is only worth building for a span that is exported.
-    let span_name = state.telemetry.exporting().then(|| match &route {
-        Some(r) => format!("{method} {r}"),
-        None => method.clone(),
-    });
+    let action = facts
+        .action
+        .unwrap_or(if b.method == "GET" || b.method == "HEAD" {
+            "read"
+        } else {
+            "write"
+        });
+    let product = facts.product.clone();
     let entry = AuditEntry {
-        transaction_id,
-        time_us,
+        transaction_id: b.transaction_id,
+        time_us: b.time_us,
         party_id: facts.party_id,
         product: facts.product,
-        action: facts
-            .action
-            .unwrap_or(if method == "GET" || method == "HEAD" {
-                "read"
-            } else {
-                "write"
-            })
-            .to_string(),
+        action: action.to_string(),
         purpose: facts.purpose,
         decision,
         reasons,
         policy_id: facts.policy_id,
         policy_version: facts.policy_version,
         status: status.as_u16(),
-        method,
-        path,
-        trace_id: Some(trace_id),
-        span_id: Some(span_id),
+        method: b.method,
+        path: b.path,
+        trace_id: Some(b.trace_id),
+        span_id: Some(b.span_id),
     };
-    let product = entry.product.clone();
-
     let txid = HeaderValue::from_str(
-        transaction_id
+        b.transaction_id
             .hyphenated()
             .encode_lower(&mut Uuid::encode_buffer()),
     )
     .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-    match state.auditor.record(entry).await {
-        Ok(()) => {
-            let mut res = res;
-            res.headers_mut().insert(TRANSACTION_ID_HEADER, txid);
-            state.telemetry.metrics.observe(
-                product.as_deref(),
-                decision.as_str(),
-                status.as_u16(),
-                started.elapsed(),
-            );
-            span.finish(span_name, attributes, status.as_u16());
-            Ok(res)
-        }
-        Err(e) => {
-            tracing::error!(transaction_id = %transaction_id, error = %e, "not served: audit record not written");
-            // The prepared response (and its open source) is dropped unsent.
-            let (req, _unsent) = res.into_parts();
-            let refused = ApiError::AuditUnavailable(e);
-            let code = refused.code();
-            let mut refused = refused.error_response();
-            refused.headers_mut().insert(TRANSACTION_ID_HEADER, txid);
-            state
-                .telemetry
-                .metrics
-                .observe(product.as_deref(), "deny", 503, started.elapsed());
-            attributes.push(KeyValue::new("sluis.refused", code));
-            span.finish(span_name, attributes, 503);
-            Ok(ServiceResponse::new(req, refused))
+    let served = Served {
+        res,
+        started: b.started,
+        span: b.span,
+        span_name,
+        attributes,
+        transaction_id: b.transaction_id,
+        txid,
+        product,
+        decision,
+        status: status.as_u16(),
+    };
+    (state.auditor.submit(entry), served)
+}
+
+impl Served {
+    /// The response, once its audit record is committed; if it could not be, the prepared body
+    /// (and its open source) is dropped unsent and the client gets 503.
+    fn release(
+        self,
+        state: &AppState,
+        outcome: Result<(), AuditError>,
+    ) -> ServiceResponse<BoxBody> {
+        let Served {
+            mut res,
+            started,
+            span,
+            span_name,
+            mut attributes,
+            transaction_id,
+            txid,
+            product,
+            decision,
+            status,
+        } = self;
+        match outcome {
+            Ok(()) => {
+                res.headers_mut().insert(TRANSACTION_ID_HEADER, txid);
+                state.telemetry.metrics.observe(
+                    product.as_deref(),
+                    decision.as_str(),
+                    status,
+                    started.elapsed(),
+                );
+                span.finish(span_name, attributes, status);
+                res
+            }
+            Err(e) => {
+                tracing::error!(transaction_id = %transaction_id, error = %e, "not served: audit record not written");
+                let (req, _unsent) = res.into_parts();
+                let refused = ApiError::AuditUnavailable(e);
+                let code = refused.code();
+                let mut refused = refused.error_response();
+                refused.headers_mut().insert(TRANSACTION_ID_HEADER, txid);
+                state
+                    .telemetry
+                    .metrics
+                    .observe(product.as_deref(), "deny", 503, started.elapsed());
+                attributes.push(KeyValue::new("sluis.refused", code));
+                span.finish(span_name, attributes, 503);
+                ServiceResponse::new(req, refused)
+            }
         }
     }
 }

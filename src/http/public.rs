@@ -16,7 +16,7 @@ use crate::audit::Decision;
 use crate::catalog::{Access, Product};
 use crate::consumer::{Consumer, ConsumerStatus};
 use crate::error::ApiError;
-use crate::policy::Obligation;
+use crate::policy::{CompiledPolicy, Obligation};
 use crate::source::transform::{self, TransformPlan};
 use crate::source::{DataSource, OpenContext};
 use crate::store::usage;
@@ -66,7 +66,8 @@ async fn get_product(
             Ok(fulfilment) => {
                 facts.reasons = fulfilment.reasons;
                 extra_headers = fulfilment.headers;
-                plan = fulfilment.plan;
+                // Boxed: held across the source's opening, it would size every request's future.
+                plan = fulfilment.plan.map(Box::new);
             }
             Err(e) => {
                 facts.decision = Some(Decision::Deny);
@@ -97,7 +98,7 @@ async fn get_product(
         _ => Vec::new(),
     };
     if in_query {
-        plan = plan.and_then(TransformPlan::without_row_filters);
+        plan = plan.and_then(|p| TransformPlan::without_row_filters(*p).map(Box::new));
     }
     let mut body = product
         .source
@@ -107,7 +108,7 @@ async fn get_product(
         })
         .await?;
     if let Some(plan) = plan {
-        body.stream = match transform::apply(&body.media_type, body.stream, plan) {
+        body.stream = match transform::apply(&body.media_type, body.stream, *plan) {
             Ok(stream) => stream,
             Err(e) => {
                 // Refused before a byte is sent: the product's format cannot carry the obligation.
@@ -175,7 +176,8 @@ async fn check_restricted(
             window_key: &w.key,
             window_start,
         };
-        match usage::reserve(&state.db, &key).await {
+        // Boxed, like every query on the request path: only policies that count pay its size.
+        match Box::pin(usage::reserve(&state.db, &key)).await {
             Ok(earlier) => {
                 counts.push((w.key.as_str(), earlier));
                 reserved.push(key);
@@ -187,37 +189,63 @@ async fn check_restricted(
         }
     }
     let local = now.with_timezone(&chrono::Local).fixed_offset();
+    // The decision and the fulfilment are temporaries of this statement: nothing of them is held
+    // across the release below, which keeps every restricted request's future small.
+    let refused = match judge(
+        state, product, &policy, &consumer, &target, facts, &counts, local,
+    ) {
+        Ok(fulfilment) => return Ok(fulfilment),
+        Err(e) => e,
+    };
+    drop(counts);
+    release_all(state, &reserved).await;
+    Err(refused)
+}
+
+/// The policy's decision for this request and, if it permits, what serving it must carry.
+#[allow(clippy::too_many_arguments)]
+fn judge(
+    state: &AppState,
+    product: &Product,
+    policy: &CompiledPolicy,
+    consumer: &Consumer,
+    target: &str,
+    facts: &AuditFacts,
+    counts: &[(&str, u64)],
+    local: chrono::DateTime<chrono::FixedOffset>,
+) -> Result<enforce::Fulfilment, ApiError> {
     let decision = enforce::decide(
-        &policy,
-        &consumer,
-        &target,
+        policy,
+        consumer,
+        target,
         facts.purpose.as_deref(),
-        &counts,
+        counts,
         local,
     );
-    let outcome = if decision.allowed {
-        // The key costs a hash: derived only for a decision that pseudonymises. Without it, a
-        // plan that needs one is refused, never built with a weaker key.
-        let key = decision
-            .obligations
-            .iter()
-            .any(|o| matches!(o, Obligation::PseudonymiseFields { .. }))
-            .then(|| enforce::pseudonym_key(&state.pseudonym_secret, product.id.as_str(), party));
-        enforce::fulfil(&decision, key.as_ref().map_or(&[][..], |k| &k[..]))
-    } else {
-        Err(ApiError::PolicyDenied {
+    if !decision.allowed {
+        return Err(ApiError::PolicyDenied {
             reasons: enforce::denial_reasons(&decision),
-        })
-    };
-    if outcome.is_err() {
-        release_all(state, &reserved).await;
+        });
     }
-    outcome
+    // The key costs a hash: derived only for a decision that pseudonymises. Without it, a plan
+    // that needs one is refused, never built with a weaker key.
+    let key = decision
+        .obligations
+        .iter()
+        .any(|o| matches!(o, Obligation::PseudonymiseFields { .. }))
+        .then(|| {
+            enforce::pseudonym_key(
+                &state.pseudonym_secret,
+                product.id.as_str(),
+                consumer.party_id.as_str(),
+            )
+        });
+    enforce::fulfil(&decision, key.as_ref().map_or(&[][..], |k| &k[..]))
 }
 
 async fn release_all(state: &AppState, reserved: &[usage::CounterKey<'_>]) {
     for k in reserved {
-        if let Err(e) = usage::release(&state.db, k).await {
+        if let Err(e) = Box::pin(usage::release(&state.db, k)).await {
             // The use stays counted: the consumer may be refused one request early, never late.
             tracing::warn!(error = %e, "usage reservation not released");
         }

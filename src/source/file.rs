@@ -115,13 +115,9 @@ impl FileSource {
         // never hold more than the budget between them; the rest streams.
         if len <= WHOLE {
             if let Some(room) = self.budget.reserve(len as usize) {
-                let bytes = tokio::task::spawn_blocking(move || read_whole(file, len))
-                    .await
-                    .map_err(|e| lost(std::io::Error::other(e)))?
-                    .map_err(lost)?;
-                drop(room);
-                self.keep(&bytes, &meta);
-                return Ok(self.whole(bytes));
+                // Boxed: this future holds the file's metadata across the read, and the future
+                // of every request to a file product would otherwise be as large.
+                return Box::pin(self.read_and_keep(file, meta, room)).await;
             }
         }
         self.forget();
@@ -133,6 +129,30 @@ impl FileSource {
                 CHUNK,
             )),
         })
+    }
+
+    /// Reads a file too large to read on the worker thread, on the blocking pool, and keeps it.
+    async fn read_and_keep(
+        &self,
+        file: std::fs::File,
+        meta: std::fs::Metadata,
+        room: Room,
+    ) -> Result<SourceBody, SourceError> {
+        let lost = |source| {
+            self.forget();
+            SourceError::File {
+                path: self.path.display().to_string(),
+                source,
+            }
+        };
+        let len = meta.len();
+        let bytes = tokio::task::spawn_blocking(move || read_whole(file, len))
+            .await
+            .map_err(|e| lost(std::io::Error::other(e)))?
+            .map_err(lost)?;
+        drop(room);
+        self.keep(&bytes, &meta);
+        Ok(self.whole(bytes))
     }
 
     fn whole(&self, bytes: Bytes) -> SourceBody {

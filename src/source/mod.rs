@@ -82,10 +82,12 @@ impl DataSource {
 
     /// Opens the source without reading its body: the caller audits first, then streams.
     pub async fn open(&self, ctx: &OpenContext<'_>) -> Result<SourceBody, SourceError> {
+        // The HTTP and database openings are large futures: boxed, so that every request's
+        // future (which holds this one) does not carry their size for a file.
         match self {
             Self::File(f) => f.open().await,
-            Self::Http(h) => h.open(ctx.traceparent).await,
-            Self::Postgres(p) => p.open(ctx.row_filters).await,
+            Self::Http(h) => Box::pin(h.open(ctx.traceparent)).await,
+            Self::Postgres(p) => Box::pin(p.open(ctx.row_filters)).await,
         }
     }
 }
