@@ -2,6 +2,8 @@
 //! upstream sources, Logboek Dataverwerkingen attributes, every request recorded — no sampling)
 //! exported over OTLP when configured, and Prometheus metrics for `/metrics`.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -309,6 +311,15 @@ pub struct Metrics {
     pub audit_queue_depth: Gauge,
     pub policy_reload_failures: Gauge,
     registry: Registry,
+    /// The series `observe` has used, by product: found by `&str`, where the families are
+    /// looked up by their owned labels (two strings built and hashed per request).
+    handles: RwLock<HashMap<String, ProductSeries>>,
+}
+
+/// One product's series in the request families (handles share the families' values).
+struct ProductSeries {
+    latency: Histogram,
+    requests: Vec<((&'static str, u16), Counter)>,
 }
 
 impl Metrics {
@@ -349,6 +360,7 @@ impl Metrics {
             audit_queue_depth,
             policy_reload_failures,
             registry,
+            handles: RwLock::default(),
         }
     }
 
@@ -359,17 +371,48 @@ impl Metrics {
         status: u16,
         elapsed: Duration,
     ) {
-        let product = product.unwrap_or("-").to_string();
-        self.requests
-            .get_or_create(&RequestLabels {
-                product: product.clone(),
-                decision,
-                status,
-            })
-            .inc();
-        self.latency
-            .get_or_create(&LatencyLabels { product })
-            .observe(elapsed.as_secs_f64());
+        let product = product.unwrap_or("-");
+        let seconds = elapsed.as_secs_f64();
+        {
+            let handles = self.handles.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(series) = handles.get(product) {
+                if let Some((_, c)) = series
+                    .requests
+                    .iter()
+                    .find(|(k, _)| *k == (decision, status))
+                {
+                    c.inc();
+                    series.latency.observe(seconds);
+                    return;
+                }
+            }
+        }
+        let requests = (*self.requests.get_or_create(&RequestLabels {
+            product: product.to_string(),
+            decision,
+            status,
+        }))
+        .clone();
+        let latency = (*self.latency.get_or_create(&LatencyLabels {
+            product: product.to_string(),
+        }))
+        .clone();
+        requests.inc();
+        latency.observe(seconds);
+        let mut handles = self.handles.write().unwrap_or_else(|e| e.into_inner());
+        let series = handles
+            .entry(product.to_string())
+            .or_insert_with(|| ProductSeries {
+                latency,
+                requests: Vec::new(),
+            });
+        if !series
+            .requests
+            .iter()
+            .any(|(k, _)| *k == (decision, status))
+        {
+            series.requests.push(((decision, status), requests));
+        }
     }
 
     /// The OpenMetrics text exposition, with `extra` (already encoded families) before `# EOF`.

@@ -19,6 +19,9 @@ use crate::error::ApiError;
 use crate::telemetry::{PROCESSING_ACTIVITY, RequestSpan};
 
 pub const TRANSACTION_ID_HEADER: HeaderName = HeaderName::from_static("sluis-transaction-id");
+// W3C Trace Context. Names, not strings: a lookup by string allocates the name per request.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Set by the middleware before the handler runs.
 #[derive(Debug, Clone)]
@@ -84,11 +87,11 @@ impl Begun {
     fn start(state: &AppState, req: &ServiceRequest) -> Self {
         let started = Instant::now();
         let time_us = now_us();
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let header = |name: &HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
         let mut span = state.telemetry.request_span(
             req.method().as_str(),
-            header("traceparent"),
-            header("tracestate"),
+            header(&TRACEPARENT),
+            header(&TRACESTATE),
         );
         let transaction_id = Uuid::now_v7();
         // The span's ids move into the context and the audit record: finishing a span needs

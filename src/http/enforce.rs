@@ -3,6 +3,7 @@
 //! the decision into reasons for the audit record and obligations for the response.
 
 use actix_web::HttpRequest;
+use actix_web::http::header::{self, HeaderName};
 
 use crate::consumer::Consumer;
 use crate::error::ApiError;
@@ -11,8 +12,13 @@ use crate::policy::{
 };
 use crate::source::transform::TransformPlan;
 
-/// The request header in which a consumer declares the purpose of its request.
-pub const PURPOSE_HEADER: &str = "sluis-purpose";
+/// The request header in which a consumer declares the purpose of its request. A `HeaderName`,
+/// not a string: looking a header up by a string builds (and, for a name HTTP does not define,
+/// allocates) the name on every request.
+pub const PURPOSE_HEADER: HeaderName = HeaderName::from_static("sluis-purpose");
+
+/// The response header that carries a policy's attribution text.
+pub const ATTRIBUTION_HEADER: HeaderName = HeaderName::from_static("sluis-attribution");
 
 /// The IRI by which policies name a product (`target`).
 pub fn product_iri(id: &str) -> String {
@@ -22,7 +28,7 @@ pub fn product_iri(id: &str) -> String {
 /// The purpose IRI declared in `Sluis-Purpose`, if any (and if it is readable).
 pub fn declared_purpose(req: &HttpRequest) -> Option<&str> {
     req.headers()
-        .get(PURPOSE_HEADER)
+        .get(&PURPOSE_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|p| !p.is_empty())
@@ -104,7 +110,7 @@ pub fn denial_reasons(decision: &Decision) -> Vec<String> {
 /// for the data (fields dropped or pseudonymised, rows filtered). An obligation the enforcement
 /// point cannot fulfil refuses the request — data is never served without it.
 pub struct Fulfilment {
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(HeaderName, String)>,
     pub reasons: Vec<String>,
     pub plan: Option<TransformPlan>,
 }
@@ -128,12 +134,12 @@ pub fn fulfil(decision: &Decision, pseudonym_key: &[u8]) -> Result<Fulfilment, A
         if let Obligation::Attribution { license, text, .. } = o {
             if let Some(l) = license {
                 f.headers.push((
-                    "link",
+                    header::LINK,
                     ["<", &header_safe(l), ">; rel=\"license\""].concat(),
                 ));
             }
             if let Some(t) = text {
-                f.headers.push(("sluis-attribution", header_safe(t)));
+                f.headers.push((ATTRIBUTION_HEADER, header_safe(t)));
             }
         }
         f.reasons
@@ -201,11 +207,11 @@ mod tests {
             f.headers,
             vec![
                 (
-                    "link",
+                    header::LINK,
                     "<https://creativecommons.org/licenses/by/4.0/>; rel=\"license\"".to_string()
                 ),
                 (
-                    "sluis-attribution",
+                    ATTRIBUTION_HEADER,
                     "Gemeente Nijmegen %E2%80%93 100%25%0Aopen".to_string()
                 ),
             ]
