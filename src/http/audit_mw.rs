@@ -155,7 +155,6 @@ struct Served {
     span_name: Option<String>,
     attributes: Vec<KeyValue>,
     transaction_id: Uuid,
-    txid: HeaderValue,
     product: Option<String>,
     decision: Decision,
     status: u16,
@@ -250,12 +249,6 @@ fn conclude(
         trace_id: Some(b.trace_id),
         span_id: Some(b.span_id),
     };
-    let txid = HeaderValue::from_str(
-        b.transaction_id
-            .hyphenated()
-            .encode_lower(&mut Uuid::encode_buffer()),
-    )
-    .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     let served = Served {
         res,
         started: b.started,
@@ -263,7 +256,6 @@ fn conclude(
         span_name,
         attributes,
         transaction_id: b.transaction_id,
-        txid,
         product,
         decision,
         status: status.as_u16(),
@@ -286,11 +278,16 @@ impl Served {
             span_name,
             mut attributes,
             transaction_id,
-            txid,
             product,
             decision,
             status,
         } = self;
+        let txid = HeaderValue::from_str(
+            transaction_id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer()),
+        )
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
         match outcome {
             Ok(()) => {
                 res.headers_mut().insert(TRANSACTION_ID_HEADER, txid);

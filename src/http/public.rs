@@ -197,7 +197,6 @@ async fn check_restricted(
         Ok(fulfilment) => return Ok(fulfilment),
         Err(e) => e,
     };
-    drop(counts);
     release_all(state, &reserved).await;
     Err(refused)
 }
