@@ -1,6 +1,7 @@
 //! Database pools for the two supported engines: SQLite (embedded default, one machine) and
 //! PostgreSQL (production, shared by replicas). Migrations for each dialect live in
-//! `migrations/sqlite` and `migrations/postgres` and hold the same schema.
+//! `migrations/sqlite` and `migrations/postgres` and hold the same schema, but for one foreign
+//! key that only SQLite keeps (`migrations/postgres/0007_audit_records_without_chain_fk.sql`).
 
 /// Runs the same sqlx code on whichever database `db` holds: the expression is written once and
 /// type-checked for each. `$pool` is the SQLite pool, or a PostgreSQL connection taken through

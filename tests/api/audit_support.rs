@@ -74,7 +74,12 @@ fn quote(v: Option<&str>) -> String {
 
 /// Puts a record (back) into the table, exactly as given.
 pub async fn insert_record(url: &str, r: &StoredRecord) {
-    let sql = format!(
+    exec(url, &insert_record_sql(r)).await;
+}
+
+/// The INSERT that puts `r` into the table, exactly as given.
+pub fn insert_record_sql(r: &StoredRecord) -> String {
+    format!(
         "INSERT INTO audit_records (transaction_id, chain_id, seq, time_us, party_id, product, \
          action, purpose, decision, reasons, policy_id, policy_version, status, method, path, \
          trace_id, span_id, prev_hash, hash) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, \
@@ -98,8 +103,7 @@ pub async fn insert_record(url: &str, r: &StoredRecord) {
         quote(r.span_id.as_deref()),
         quote(Some(&r.prev_hash)),
         quote(Some(&r.hash)),
-    );
-    exec(url, &sql).await;
+    )
 }
 
 /// The record re-hashed after `prev_hash`, as a forger would do after editing it.

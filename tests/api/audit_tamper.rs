@@ -111,6 +111,24 @@ async fn verify_detects_every_kind_of_tampering(backend: Backend) {
     exec(&url, "DELETE FROM audit_records WHERE chain_id = 'forged'; DELETE FROM audit_chains WHERE chain_id = 'forged'").await;
     assert_verifies(&config);
 
+    // 3c. A forged chain that was never registered: no row in audit_chains. PostgreSQL has no
+    // foreign key to refuse it, and SQLite's is no obstacle to whoever edits the file.
+    let mut stray = recs[0].clone();
+    stray.chain_id = "stray".into();
+    stray.transaction_id = uuid::Uuid::now_v7().to_string();
+    let stray = rehashed(&stray, sluis::audit::GENESIS_HASH);
+    let unguarded = if url.starts_with("sqlite:") {
+        "PRAGMA foreign_keys = OFF; "
+    } else {
+        ""
+    };
+    exec(&url, &format!("{unguarded}{}", insert_record_sql(&stray))).await;
+    let out = assert_tampered(&config);
+    assert!(out.contains("chain stray seq 0"), "{out}");
+    assert!(out.contains("no signed start"), "{out}");
+    exec(&url, "DELETE FROM audit_records WHERE chain_id = 'stray'").await;
+    assert_verifies(&config);
+
     // 4. Two records' seq swapped.
     let swap = format!(
         "UPDATE audit_records SET seq = -1 WHERE chain_id = '{chain}' AND seq = 7; \
