@@ -244,7 +244,7 @@ impl Db {
                 .busy_timeout(timeout)
                 .foreign_keys(true)
                 // The server's audit writer backfills the WAL (`audit::wal_backfill`), which it
-                // keeps at 2,000-4,000 pages: past SQLite's automatic 1,000, every commit here
+                // keeps at 8,000-16,000 pages: past SQLite's automatic 1,000, every commit here
                 // would run a checkpoint of its own in its write turn. A CLI process's writes
                 // are checkpointed when its last connection closes, or by the server's backfill.
                 .pragma("wal_autocheckpoint", "0");
