@@ -9,6 +9,15 @@ need() { command -v "$1" >/dev/null 2>&1 || { apt-get install -y -qq "$2" >/dev/
 # port -> a free TCP port on loopback.
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+# wait_ready <pid> <url> [poll seconds]: polls the URL until it answers; stops the script with a
+# message if the process exits first (a server that cannot start must not hang the benchmark).
+wait_ready() {
+  until curl -sf -o /dev/null "$2"; do
+    kill -0 "$1" 2>/dev/null || { echo "bench/$(basename "$0"): the server (pid $1) exited before $2 answered" >&2; exit 1; }
+    sleep "${3:-0.01}"
+  done
+}
+
 # start_nginx <work dir> <root dir> <file to wait for>: nginx serving the root statically (sendfile,
 # one worker per core: the ceiling); sets nginx_port and nginx_pid and adds it to pids.
 start_nginx() {
@@ -33,7 +42,7 @@ CONF
   /usr/sbin/nginx -c "$dir/nginx.conf" -g 'daemon off;' &
   nginx_pid=$!
   pids+=("$nginx_pid")
-  until curl -sf -o /dev/null "http://127.0.0.1:$nginx_port/$3"; do sleep 0.05; done
+  wait_ready "$nginx_pid" "http://127.0.0.1:$nginx_port/$3" 0.05
 }
 
 # consumer_token <sluis binary> <certs dir> <public port> <admin port> -> an access token: registers
