@@ -58,3 +58,22 @@ consumer_token() {
     -d client_id="$consumer" -d client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \
     -d client_assertion="$assertion" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
 }
+
+# build_floor: builds bench/floor.patch applied to a worktree of HEAD (target/floor-src) into
+# target/floor, and sets floor_bin. The worktree is removed again when the build is done.
+build_floor() {
+  local src=$PWD/target/floor-src here=$PWD
+  git worktree remove --force "$src" 2>/dev/null || rm -rf "$src"
+  git worktree prune
+  git worktree add --quiet --detach "$src" HEAD
+  if ! (cd "$src" && git apply "$here/bench/floor.patch"); then
+    git worktree remove --force "$src"
+    echo "bench: bench/floor.patch no longer applies to src/audit/sqlite_writer.rs; update it" >&2
+    return 1
+  fi
+  echo "bench: building the floor build (bench/floor.patch) into target/floor ..." >&2
+  (cd "$src" && cargo build --release --quiet --bin sluis --target-dir "$here/target/floor") ||
+    { git worktree remove --force "$src"; return 1; }
+  git worktree remove --force "$src"
+  floor_bin=$here/target/floor/release/sluis
+}
